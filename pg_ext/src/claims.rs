@@ -1,0 +1,104 @@
+//! The verified claims of the current transaction, and the `auth.*` functions that read them.
+//!
+//! Why not read `request.jwt.claims` like PostgREST does: any SQL can `set_config()` that
+//! setting, so trusting it lets an injected statement impersonate anyone. The claims that
+//! `auth.authenticate()` verified are kept here, in backend memory no SQL can write, tagged
+//! with the transaction and the role they belong to. They count only while both still hold:
+//! a new transaction, or a role changed by any other means, makes every `auth.*` reader NULL.
+use pgrx::pg_sys;
+use serde_json::Value;
+use std::cell::RefCell;
+
+pub struct Verified {
+    /// The local transaction id this was verified in.
+    lxid: u32,
+    /// The database role `auth.authenticate` switched to.
+    role_oid: pg_sys::Oid,
+    pub claims: Value,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Verified>> = const { RefCell::new(None) };
+}
+
+fn current_lxid() -> u32 {
+    // SAFETY: MyProc is set for every backend that runs SQL.
+    unsafe { (*pg_sys::MyProc).lxid }
+}
+
+/// Records the claims just verified for this transaction and role.
+pub fn publish(role_oid: pg_sys::Oid, claims: Value) {
+    let v = Verified { lxid: current_lxid(), role_oid, claims };
+    CURRENT.with(|c| *c.borrow_mut() = Some(v));
+}
+
+/// Applies `f` to the current claims when they are still valid for this transaction and role.
+pub fn with_current<R>(f: impl FnOnce(&Value) -> Option<R>) -> Option<R> {
+    let lxid = current_lxid();
+    // GetOuterUserId is the role chosen by SET ROLE, unaffected by SECURITY DEFINER, so
+    // auth.uid() inside a definer function still sees the caller.
+    let outer = unsafe { pg_sys::GetOuterUserId() };
+    CURRENT.with(|c| match &*c.borrow() {
+        Some(v) if v.lxid == lxid && v.role_oid == outer => f(&v.claims),
+        _ => None,
+    })
+}
+
+/// Whether `role_oid` is the role `auth.authenticate` switched to in this transaction.
+pub fn is_verified_role(role_oid: pg_sys::Oid) -> bool {
+    let lxid = current_lxid();
+    CURRENT.with(|c| matches!(&*c.borrow(), Some(v) if v.lxid == lxid && v.role_oid == role_oid))
+}
+
+fn claim_str(name: &str) -> Option<String> {
+    with_current(|c| c.get(name).and_then(Value::as_str).map(str::to_owned))
+}
+
+#[pgrx::pg_schema]
+pub mod auth {
+    use pgrx::prelude::*;
+    use pgrx::{JsonB, Uuid};
+
+    // All readers are PARALLEL RESTRICTED: the claims live in the leader backend's memory,
+    // which a parallel worker does not have.
+
+    /// The verified user id (`sub`) of this request, or NULL.
+    #[pg_extern(stable, parallel_restricted)]
+    fn uid() -> Option<Uuid> {
+        let sub = super::claim_str("sub")?;
+        let parsed = uuid::Uuid::parse_str(&sub).ok()?;
+        Some(Uuid::from_bytes(*parsed.as_bytes()))
+    }
+
+    /// The application role claim of this request (`anon` when unauthenticated).
+    #[pg_extern(stable, parallel_restricted)]
+    fn role() -> Option<String> {
+        super::claim_str("role")
+    }
+
+    /// The verified e-mail claim of this request, or NULL.
+    #[pg_extern(stable, parallel_restricted)]
+    fn email() -> Option<String> {
+        super::claim_str("email")
+    }
+
+    /// All verified claims of this request as jsonb, or NULL.
+    #[pg_extern(stable, parallel_restricted)]
+    fn jwt() -> Option<JsonB> {
+        super::with_current(|c| Some(JsonB(c.clone())))
+    }
+
+    /// The session id claim of this request, or NULL.
+    #[pg_extern(stable, parallel_restricted)]
+    fn session_id() -> Option<Uuid> {
+        let sid = super::claim_str("session_id")?;
+        let parsed = uuid::Uuid::parse_str(&sid).ok()?;
+        Some(Uuid::from_bytes(*parsed.as_bytes()))
+    }
+
+    /// The authenticator assurance level of this request (`aal1`, `aal2`), or NULL.
+    #[pg_extern(stable, parallel_restricted)]
+    fn aal() -> Option<String> {
+        super::claim_str("aal")
+    }
+}

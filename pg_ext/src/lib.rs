@@ -1,0 +1,76 @@
+//! Fluxbase: the PostgreSQL extension that is the security kernel of the Fluxbase backend.
+//!
+//! What lives where (one concern a module):
+//! - [`settings`]: the `fluxbase.*` configuration parameters (the signing secret and friends).
+//! - [`jwt`]: signing and verifying access tokens.
+//! - [`password`]: argon2id hashing.
+//! - [`claims`]: the verified claims of the current transaction, kept in backend memory, and
+//!   `auth.uid()` and friends that read them.
+//! - [`role_switch`]: switching the transaction to `anon` / `authenticated` / `service_role`.
+//! - [`guard`]: refuses statements run as an API role that was not switched to by
+//!   `auth.authenticate` (so `SET ROLE service_role` by hand gets nowhere).
+//! - [`authenticate`]: `auth.authenticate(token)`, which ties the above together.
+//!
+//! The tables and the PL/pgSQL parts live in `sql/extension/*.sql`, included below in order.
+use pgrx::prelude::*;
+
+mod authenticate;
+mod claims;
+mod errors;
+mod guard;
+mod jwt;
+mod password;
+mod role_switch;
+mod settings;
+
+::pgrx::pg_module_magic!();
+
+extension_sql_file!("../../sql/extension/00_bootstrap.sql", name = "bootstrap", bootstrap);
+extension_sql_file!(
+    "../../sql/extension/10_settings.sql",
+    name = "settings",
+    requires = ["bootstrap"]
+);
+extension_sql_file!(
+    "../../sql/extension/20_users.sql",
+    name = "users",
+    requires = ["settings"]
+);
+extension_sql_file!(
+    "../../sql/extension/30_sign_in.sql",
+    name = "sign_in",
+    requires = [
+        "users",
+        password::fluxbase::hash_password,
+        password::fluxbase::verify_password,
+        jwt::fluxbase::sign_token,
+        claims::auth::uid,
+    ]
+);
+extension_sql_file!("../../sql/extension/90_grants.sql", name = "grants", finalize);
+
+/// Called when the library is loaded. Fluxbase must be preloaded so that its settings (above
+/// all the superuser-only signing secret) are defined before any session could read them as
+/// unprotected placeholders.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        error!("fluxbase must be loaded at server start: add it to shared_preload_libraries");
+    }
+    settings::init();
+    guard::install();
+}
+
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    /// The extension refuses to load unless preloaded, and signs nothing without a secret.
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![
+            "shared_preload_libraries = 'fluxbase'",
+            "fluxbase.jwt_secret = 'pg-test-secret-that-is-at-least-32-bytes-long'",
+        ]
+    }
+}

@@ -1,0 +1,65 @@
+//! Password hashing with argon2id (the `argon2` crate), at OWASP's recommended parameters.
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::OnceLock;
+
+/// Longest password accepted, in bytes. Refused before hashing so a huge body cannot make the
+/// database spend seconds in argon2.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// OWASP: argon2id, 19 MiB of memory, 2 passes, 1 lane.
+fn hasher() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).expect("static argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+pub fn hash(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    hasher().hash_password(password.as_bytes(), &salt).expect("argon2 hashing cannot fail for these inputs").to_string()
+}
+
+/// A hash of nothing in particular, verified against when the account does not exist so that
+/// an unknown e-mail costs the same time as a wrong password.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash("fluxbase-dummy-password-for-timing"))
+}
+
+/// True when `password` matches `stored`. With no stored hash (unknown account) it still
+/// runs a full verification and returns false.
+pub fn verify(stored: Option<&str>, password: &str) -> bool {
+    let (phc, real) = match stored {
+        Some(s) => (s, true),
+        None => (dummy_hash(), false),
+    };
+    let Ok(parsed) = PasswordHash::new(phc) else { return false };
+    let ok = hasher().verify_password(password.as_bytes(), &parsed).is_ok();
+    ok && real
+}
+
+#[pgrx::pg_schema]
+pub mod fluxbase {
+    use pgrx::prelude::*;
+
+    /// argon2id PHC string for a password (internal: only the auth functions call it).
+    #[pg_extern(volatile, parallel_safe)]
+    fn hash_password(password: &str) -> String {
+        if password.len() > super::MAX_PASSWORD_BYTES {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_STRING_DATA_RIGHT_TRUNCATION,
+                "password is longer than 1024 bytes"
+            );
+        }
+        super::hash(password)
+    }
+
+    /// Whether a password matches a stored hash; a NULL hash costs a full dummy verification.
+    #[pg_extern(volatile, parallel_safe)]
+    fn verify_password(stored_hash: Option<&str>, password: &str) -> bool {
+        if password.len() > super::MAX_PASSWORD_BYTES {
+            return false;
+        }
+        super::verify(stored_hash, password)
+    }
+}

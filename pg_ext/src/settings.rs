@@ -1,0 +1,53 @@
+//! The extension's configuration parameters (GUCs), all in one place with the reason for each.
+//!
+//! Policy settings (token lifetimes, issuer, audience, password rules) live in the table
+//! `auth.settings` so they can be changed in SQL; only what must stay secret or must be fixed
+//! per cluster is a GUC.
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::CString;
+
+/// The HMAC key tokens are signed with. `SUSET` so only a superuser can set it (in
+/// postgresql.conf, `ALTER SYSTEM` or `ALTER DATABASE ... SET`), and `SUPERUSER_ONLY` so that
+/// `SHOW`, `current_setting()` and `pg_settings` hide it from every other role, the server's
+/// among them. The extension reads the C variable directly, so it needs no SQL access.
+pub static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// The `kid` header written into new tokens, so a later key rotation can tell keys apart.
+pub static JWT_KEY_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"k1"));
+
+/// The shortest signing secret accepted: HS256 with a shorter key is guessable offline.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+pub fn init() {
+    GucRegistry::define_string_guc(
+        c"fluxbase.jwt_secret",
+        c"HMAC secret used to sign and verify Fluxbase tokens (at least 32 bytes).",
+        c"Superuser-only: hidden from SHOW, current_setting and pg_settings for other roles.",
+        &JWT_SECRET,
+        GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+    );
+    GucRegistry::define_string_guc(
+        c"fluxbase.jwt_key_id",
+        c"Key id (kid) written into the header of tokens signed with fluxbase.jwt_secret.",
+        c"",
+        &JWT_KEY_ID,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
+/// The signing secret, or an error that says what to do about it.
+pub fn jwt_secret() -> Result<Vec<u8>, &'static str> {
+    match JWT_SECRET.get() {
+        None => Err("fluxbase.jwt_secret is not set; a superuser must set it in postgresql.conf"),
+        Some(s) if s.as_bytes().len() < MIN_SECRET_BYTES => {
+            Err("fluxbase.jwt_secret is shorter than 32 bytes; set a longer random secret")
+        }
+        Some(s) => Ok(s.into_bytes()),
+    }
+}
+
+pub fn jwt_key_id() -> String {
+    JWT_KEY_ID.get().map(|k| k.to_string_lossy().into_owned()).unwrap_or_else(|| "k1".into())
+}
