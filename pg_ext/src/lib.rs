@@ -22,6 +22,7 @@ mod jwt;
 mod password;
 mod role_switch;
 mod settings;
+mod tests;
 
 ::pgrx::pg_module_magic!();
 
