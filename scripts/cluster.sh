@@ -5,6 +5,7 @@
 #                                           extension and the server's login role
 #   scripts/cluster.sh start STATE_DIR      start an existing cluster
 #   scripts/cluster.sh stop  STATE_DIR      stop it (no error when not running)
+#   scripts/cluster.sh restart STATE_DIR    restart it (to load a newly installed extension library)
 #   scripts/cluster.sh destroy STATE_DIR    stop it and delete it
 #   scripts/cluster.sh psql  STATE_DIR DB [psql args]   psql as the cluster's superuser
 #
@@ -106,6 +107,7 @@ case "$cmd" in
   init) init "$@" ;;
   start) start ;;
   stop) stop ;;
+  restart) stop; start ;;
   destroy) stop; [ -f "$state/pg_root" ] && rm -rf "$(cat "$state/pg_root")"; rm -rf "$state" ;;
   psql) db=${1:?database name required}; shift; psql_admin "$db" "$@" ;;
   *) echo "unknown command: $cmd" >&2; exit 2 ;;

@@ -1,0 +1,233 @@
+//! The black-box test harness.
+//!
+//! `scripts/test.sh` starts one throwaway cluster (`scripts/cluster.sh init .fluxbase/test
+//! fluxbase_template`) and points `FLUXBASE_TEST_STATE` at its state folder. Each test then
+//! gets its own database cloned from `fluxbase_template` (extension + demo schema) and its
+//! own real server on 127.0.0.1:0, so tests run in parallel without seeing each other.
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio_postgres::{Client, NoTls};
+
+/// What `scripts/cluster.sh` wrote about the test cluster.
+pub struct Cluster {
+    pub port: u16,
+    pub socket_dir: String,
+    pub jwt_secret: String,
+    pub server_password: String,
+}
+
+impl Cluster {
+    pub fn from_env() -> Cluster {
+        let state = PathBuf::from(std::env::var("FLUXBASE_TEST_STATE").expect(
+            "FLUXBASE_TEST_STATE is not set: run the black-box tests through `make test` (scripts/test.sh)",
+        ));
+        let read = |name: &str| {
+            std::fs::read_to_string(state.join(name))
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", state.join(name).display()))
+                .trim()
+                .to_owned()
+        };
+        let env = read("server.env");
+        let password = env
+            .lines()
+            .find_map(|l| l.strip_prefix("FLUXBASE_DB_PASSWORD="))
+            .expect("server.env names FLUXBASE_DB_PASSWORD")
+            .to_owned();
+        Cluster {
+            port: read("port").parse().expect("port is a number"),
+            socket_dir: read("socket_dir"),
+            jwt_secret: read("jwt_secret"),
+            server_password: password,
+        }
+    }
+
+    /// A superuser connection (over the cluster's Unix socket) to `db`.
+    pub async fn admin(&self, db: &str) -> Client {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host_path(&self.socket_dir).port(self.port).user("postgres").dbname(db);
+        let (client, conn) = cfg.connect(NoTls).await.expect("superuser connection to the test cluster");
+        tokio::spawn(conn);
+        client
+    }
+
+    /// The URL the server uses: the low-privilege login role over TCP with its password.
+    pub fn server_url(&self, db: &str) -> String {
+        format!("postgres://fluxbase_server:{}@127.0.0.1:{}/{db}", self.server_password, self.port)
+    }
+
+    /// A connection as the server's own login role, to try attacks in SQL directly.
+    pub async fn as_server_role(&self, db: &str) -> Client {
+        let (client, conn) = tokio_postgres::connect(&self.server_url(db), NoTls)
+            .await
+            .expect("connection as fluxbase_server");
+        tokio::spawn(conn);
+        client
+    }
+}
+
+/// One test's world: a fresh database and a real server bound to a free port.
+pub struct TestApp {
+    pub cluster: Cluster,
+    pub db: String,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub admin: Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        TestApp::start_with_yaml_extra("").await
+    }
+
+    /// Starts with extra YAML appended to the generated config (for config-dependent tests).
+    pub async fn start_with_yaml_extra(extra: &str) -> TestApp {
+        let cluster = Cluster::from_env();
+        let db = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let postgres = cluster.admin("postgres").await;
+        postgres
+            .batch_execute(&format!("CREATE DATABASE {db} TEMPLATE fluxbase_template"))
+            .await
+            .expect("clone the template database");
+        let admin = cluster.admin(&db).await;
+        let yaml = format!(
+            "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"{}\"\n  max_connections: 4\n{extra}",
+            cluster.server_url(&db)
+        );
+        let (base, server) = spawn_server(&yaml).await;
+        TestApp { cluster, db, base, http: reqwest::Client::new(), admin, server }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        into_response(req.send().await.expect("HTTP request to the test server")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(reqwest::Method::GET, path, token, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.request(reqwest::Method::POST, path, token, Some(body), &[]).await
+    }
+
+    /// Signs a user up over HTTP and returns (access token, user id).
+    pub async fn sign_up(&self, email: &str, password: &str) -> (String, String) {
+        let r = self.post("/api/v1/auth/signup", None, &json!({"email": email, "password": password})).await;
+        assert_eq!(r.status, 200, "sign-up of {email} failed: {}", r.text);
+        (
+            r.body["access_token"].as_str().expect("access_token").to_owned(),
+            r.body["user"]["id"].as_str().expect("user.id").to_owned(),
+        )
+    }
+
+    /// A token signed with the cluster's real secret and the given claims merged over valid ones.
+    pub fn forge(&self, overrides: Value) -> String {
+        forge_with(&self.cluster.jwt_secret, jsonwebtoken::Algorithm::HS256, overrides)
+    }
+}
+
+/// Standard valid access-token claims for a random user, `overrides` merged on top.
+pub fn claims(overrides: Value) -> Value {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let mut c = json!({
+        "sub": uuid::Uuid::new_v4().to_string(), "role": "authenticated", "email": "x@example.com",
+        "iat": now, "exp": now + 600, "iss": "fluxbase", "aud": "authenticated",
+        "jti": uuid::Uuid::new_v4().to_string(), "token_type": "access"
+    });
+    if let (Some(base), Some(extra)) = (c.as_object_mut(), overrides.as_object()) {
+        for (k, v) in extra {
+            base.insert(k.clone(), v.clone());
+        }
+    }
+    c
+}
+
+pub fn forge_with(secret: &str, alg: jsonwebtoken::Algorithm, overrides: Value) -> String {
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).expect("HMAC key");
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), &claims(overrides), &key).expect("encode")
+}
+
+pub fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+pub async fn into_response(resp: reqwest::Response) -> Response {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.expect("response body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Response { status, headers, body, text }
+}
+
+/// Starts the real server (the same code `fluxbase serve` runs) on a free port.
+pub async fn spawn_server(yaml: &str) -> (String, tokio::task::JoinHandle<()>) {
+    let config = fluxbase_server::config::Config::from_yaml_str(yaml).expect("test config is valid");
+    let state = fluxbase_server::build_state(&config).await.expect("server state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
+    let addr = listener.local_addr().expect("local addr");
+    let handle = tokio::spawn(async move {
+        let _ = fluxbase_server::serve(listener, state).await;
+    });
+    (format!("http://{addr}"), handle)
+}
+
+/// Asserts the project's error shape and returns the code.
+pub fn assert_error_shape(r: &Response) -> String {
+    let b = &r.body;
+    assert!(b.is_object(), "error body is not JSON: {:?}", r.text);
+    for key in ["error", "message", "code", "details", "hint", "request_id"] {
+        assert!(b.get(key).is_some(), "error body lacks {key}: {}", r.text);
+    }
+    assert_eq!(b["error"], b["message"], "{}", r.text);
+    let code = b["code"].as_str().expect("code is a string").to_owned();
+    assert!(code.chars().all(|c| c.is_ascii_uppercase() || c == '_'), "code {code} is not UPPER_SNAKE");
+    assert!(b["request_id"].as_str().is_some_and(|s| !s.is_empty()), "{}", r.text);
+    assert_no_leak(&r.text);
+    code
+}
+
+/// Fails when a response body carries SQL, a stack trace or internals.
+pub fn assert_no_leak(text: &str) {
+    let lower = text.to_lowercase();
+    for needle in [
+        "select ", "insert into", "update \"", "delete from", "syntax error", "pg_catalog", "sqlstate",
+        "panicked", "stack backtrace", "tokio_postgres", "db error", "relation \"", "argon2",
+    ] {
+        assert!(!lower.contains(needle), "response leaks {needle:?}: {text}");
+    }
+}
