@@ -34,8 +34,42 @@ fn verified_claims(token: Option<&str>) -> Value {
     }
 }
 
+/// The string claim `name`, which must be a UUID when present.
+fn uuid_claim(claims: &Value, name: &str) -> Option<String> {
+    let value = claims.get(name)?.as_str();
+    match value.map(uuid::Uuid::parse_str) {
+        Some(Ok(id)) => Some(id.to_string()),
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            format!("invalid token: {}", jwt::TokenError::MissingClaim(name.into()).message()),
+        ),
+    }
+}
+
+/// Refuses a verified token that was signed out, whose session was revoked or expired, or
+/// whose user was deleted or banned (auth.token_is_active).
+fn ensure_still_active(claims: &Value) {
+    if claims.get("jti").is_none() {
+        return; // the anonymous claims of a request without a token
+    }
+    let jti = claims["jti"].as_str().map(str::to_owned);
+    let session_id = uuid_claim(claims, "session_id");
+    let user_id = uuid_claim(claims, "sub");
+    let active = Spi::get_one_with_args::<bool>(
+        "SELECT auth.token_is_active($1, $2::uuid, $3::uuid)",
+        &[jti.into(), session_id.into(), user_id.into()],
+    );
+    if !matches!(active, Ok(Some(true))) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            format!("invalid token: {}", jwt::TokenError::Revoked.message()),
+        );
+    }
+}
+
 pub fn authenticate(token: Option<&str>) {
     let claims = verified_claims(token);
+    ensure_still_active(&claims);
     let app_role = claims.get("role").and_then(Value::as_str).unwrap_or("anon");
     let role_oid = role_switch::switch_to(role_switch::database_role_for(app_role));
     // PostgREST-compatible, for policies written for it; the auth.* functions do not trust it.

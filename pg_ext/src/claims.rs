@@ -50,6 +50,12 @@ pub fn is_verified_role(role_oid: pg_sys::Oid) -> bool {
     CURRENT.with(|c| matches!(&*c.borrow(), Some(v) if v.lxid == lxid && v.role_oid == role_oid))
 }
 
+/// Whether `auth.authenticate` ran in this transaction (whatever role is current now).
+pub fn authenticated_in_this_transaction() -> bool {
+    let lxid = current_lxid();
+    CURRENT.with(|c| matches!(&*c.borrow(), Some(v) if v.lxid == lxid))
+}
+
 fn claim_str(name: &str) -> Option<String> {
     with_current(|c| c.get(name).and_then(Value::as_str).map(str::to_owned))
 }

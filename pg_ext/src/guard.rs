@@ -6,7 +6,8 @@
 //! `set_config('role', …)`, a function's `SET role` clause) and so bypass RLS. No setting
 //! can forbid that, so two executor hooks check, before every statement (nested ones in
 //! functions included), that the current outer role is either not an API role or exactly
-//! the one `auth.authenticate` verified in this transaction. Superuser sessions are exempt.
+//! the one `auth.authenticate` verified in this transaction, and that a transaction that has
+//! authenticated does not drop back to the login role. Superuser sessions are exempt.
 use crate::claims;
 use crate::errors::raise;
 use crate::role_switch::{role_oid, API_ROLES};
@@ -32,7 +33,18 @@ fn check_current_role() {
         return;
     }
     let outer = unsafe { pg_sys::GetOuterUserId() };
-    if outer == session_user || claims::is_verified_role(outer) {
+    if claims::is_verified_role(outer) {
+        return;
+    }
+    if outer == session_user {
+        // `RESET ROLE` after authenticating would hand injected SQL the server role's own
+        // grants; once a request has authenticated, it stays the role it was given.
+        if claims::authenticated_in_this_transaction() {
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "the role cannot be reset after auth.authenticate() in the same transaction",
+            );
+        }
         return;
     }
     if let Some(name) = API_ROLES.iter().find(|r| role_oid(r) == outer) {

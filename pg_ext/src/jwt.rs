@@ -21,6 +21,8 @@ pub enum TokenError {
     WrongAlgorithm,
     MissingClaim(String),
     NotAnAccessToken,
+    UnknownKey,
+    Revoked,
     NoSecret(&'static str),
 }
 
@@ -36,6 +38,8 @@ impl TokenError {
             TokenError::WrongAlgorithm => "the token is signed with an algorithm that is not accepted".into(),
             TokenError::MissingClaim(c) => format!("the token lacks the required claim \"{c}\""),
             TokenError::NotAnAccessToken => "only an access token can authenticate a request".into(),
+            TokenError::UnknownKey => "the token was signed with a key that is not known".into(),
+            TokenError::Revoked => "the token, its session or its user has been revoked".into(),
             TokenError::NoSecret(why) => (*why).into(),
         }
     }
@@ -52,7 +56,13 @@ pub fn sign(claims: &Value) -> Result<String, TokenError> {
 /// Verifies signature, algorithm, `exp`, `nbf`, `iss`, `aud` and the token type, and returns
 /// the claims. No clock leeway: the database is the only verifier, so there is no skew.
 pub fn verify(token: &str, issuer: &str, audience: &str) -> Result<Value, TokenError> {
-    let secret = settings::jwt_secret().map_err(TokenError::NoSecret)?;
+    let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+        ErrorKind::InvalidAlgorithmName => TokenError::WrongAlgorithm,
+        _ => TokenError::Malformed,
+    })?;
+    let secret = settings::verification_secret(header.kid.as_deref())
+        .map_err(TokenError::NoSecret)?
+        .ok_or(TokenError::UnknownKey)?;
     let mut validation = Validation::new(ALGORITHM);
     validation.leeway = 0;
     validation.validate_nbf = true;

@@ -38,15 +38,30 @@ extension_sql_file!(
     requires = ["settings"]
 );
 extension_sql_file!(
+    "../../sql/extension/25_sessions.sql",
+    name = "sessions",
+    requires = ["users", claims::auth::uid]
+);
+extension_sql_file!(
     "../../sql/extension/30_sign_in.sql",
     name = "sign_in",
     requires = [
-        "users",
+        "sessions",
         password::fluxbase::hash_password,
         password::fluxbase::verify_password,
+        password::fluxbase::password_needs_rehash,
+        password::fluxbase::random_token,
         jwt::fluxbase::sign_token,
         claims::auth::uid,
+        claims::auth::jwt,
+        claims::auth::session_id,
+        claims::auth::aal,
     ]
+);
+extension_sql_file!(
+    "../../sql/extension/40_account.sql",
+    name = "account",
+    requires = ["sign_in"]
 );
 extension_sql_file!("../../sql/extension/90_grants.sql", name = "grants", finalize);
 

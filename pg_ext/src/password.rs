@@ -37,6 +37,19 @@ pub fn verify(stored: Option<&str>, password: &str) -> bool {
     ok && real
 }
 
+/// True when a stored hash was made with other parameters than today's (an older cost, or
+/// another algorithm) and should be replaced on the next successful sign-in.
+pub fn needs_rehash(stored: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else { return true };
+    let current = hasher();
+    let p = current.params();
+    parsed.algorithm.as_str() != "argon2id"
+        || parsed.version != Some(0x13)
+        || parsed.params.get_decimal("m") != Some(p.m_cost())
+        || parsed.params.get_decimal("t") != Some(p.t_cost())
+        || parsed.params.get_decimal("p") != Some(p.p_cost())
+}
+
 #[pgrx::pg_schema]
 pub mod fluxbase {
     use pgrx::prelude::*;
@@ -52,6 +65,21 @@ pub mod fluxbase {
             );
         }
         super::hash(password)
+    }
+
+    /// Whether a stored hash uses older parameters and should be re-hashed.
+    #[pg_extern(immutable, parallel_safe)]
+    fn password_needs_rehash(stored_hash: &str) -> bool {
+        super::needs_rehash(stored_hash)
+    }
+
+    /// A fresh opaque token (32 random bytes, hex): refresh, reset and challenge tokens.
+    #[pg_extern(volatile, parallel_safe)]
+    fn random_token() -> String {
+        use argon2::password_hash::rand_core::RngCore;
+        let mut bytes = [0u8; 32];
+        super::OsRng.fill_bytes(&mut bytes);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Whether a password matches a stored hash; a NULL hash costs a full dummy verification.

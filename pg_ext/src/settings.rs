@@ -15,10 +15,23 @@ pub static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString
 /// The `kid` header written into new tokens, so a later key rotation can tell keys apart.
 pub static JWT_KEY_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"k1"));
 
+/// Keys that are no longer used for signing but still verify tokens until those expire, as
+/// `kid:secret,kid:secret`. Rotation: move the current `kid:secret` here, set a new secret and
+/// key id, reload; nobody is logged out. Superuser-only and hidden like the secret.
+pub static JWT_PREVIOUS_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 /// The shortest signing secret accepted: HS256 with a shorter key is guessable offline.
 pub const MIN_SECRET_BYTES: usize = 32;
 
 pub fn init() {
+    GucRegistry::define_string_guc(
+        c"fluxbase.jwt_previous_keys",
+        c"Retired signing keys still accepted for verification, as kid:secret,kid:secret.",
+        c"Superuser-only: hidden from SHOW, current_setting and pg_settings for other roles.",
+        &JWT_PREVIOUS_KEYS,
+        GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+    );
     GucRegistry::define_string_guc(
         c"fluxbase.jwt_secret",
         c"HMAC secret used to sign and verify Fluxbase tokens (at least 32 bytes).",
@@ -50,4 +63,22 @@ pub fn jwt_secret() -> Result<Vec<u8>, &'static str> {
 
 pub fn jwt_key_id() -> String {
     JWT_KEY_ID.get().map(|k| k.to_string_lossy().into_owned()).unwrap_or_else(|| "k1".into())
+}
+
+/// The secret that verifies a token signed under `kid`: the current one for the current key id
+/// (or no kid), a retired one from `fluxbase.jwt_previous_keys`, or None for an unknown kid.
+pub fn verification_secret(kid: Option<&str>) -> Result<Option<Vec<u8>>, &'static str> {
+    let current_kid = jwt_key_id();
+    match kid {
+        None => jwt_secret().map(Some),
+        Some(k) if k == current_kid => jwt_secret().map(Some),
+        Some(k) => {
+            let previous = JWT_PREVIOUS_KEYS.get().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+            Ok(previous
+                .split(',')
+                .filter_map(|pair| pair.trim().split_once(':'))
+                .find(|(id, secret)| *id == k && secret.len() >= MIN_SECRET_BYTES)
+                .map(|(_, secret)| secret.as_bytes().to_vec()))
+        }
+    }
 }

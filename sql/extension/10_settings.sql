@@ -3,23 +3,77 @@
 -- SQL; the server writes the `auth:` keys of fluxbase.yaml here at start. The signing secret
 -- is NOT here: it is the superuser-only setting fluxbase.jwt_secret.
 
--- One row per setting, with the reason it exists.
+-- One row per setting: its value, the kind of value it must be, and why it exists.
 CREATE TABLE auth.settings (
   key         text PRIMARY KEY,
   value       text NOT NULL,
+  kind        text NOT NULL CHECK (kind IN ('text', 'integer', 'boolean', 'duration', 'lockout_type')),
   description text NOT NULL
 );
-COMMENT ON TABLE auth.settings IS 'Fluxbase settings (SQL-first). Change with auth.set_setting(key, value).';
+COMMENT ON TABLE auth.settings IS 'Fluxbase settings (SQL-first). Change with auth.set_setting(key, value); values are validated by kind.';
 
-INSERT INTO auth.settings (key, value, description) VALUES
-  ('jwt_issuer', 'fluxbase',
-   'The iss claim written into tokens and required when verifying them: tokens minted by another system are refused.'),
-  ('jwt_audience', 'authenticated',
+-- Whether `value` is a well-formed value of `kind`; NULL means yes, otherwise the reason.
+CREATE FUNCTION auth.setting_value_problem(kind text, value text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $$
+  SELECT CASE kind
+    WHEN 'text' THEN CASE WHEN value = '' THEN 'must not be empty' END
+    WHEN 'integer' THEN CASE WHEN value !~ '^[0-9]{1,9}$' THEN 'must be a whole number of 0 or more' END
+    WHEN 'boolean' THEN CASE WHEN value NOT IN ('true', 'false') THEN 'must be true or false' END
+    WHEN 'duration' THEN CASE WHEN value !~ '^[1-9][0-9]{0,8}(s|m|h|d)$' THEN 'must be a positive duration like 30s, 15m, 1h or 7d' END
+    WHEN 'lockout_type' THEN CASE WHEN value NOT IN ('ip', 'email', 'ip_and_email') THEN 'must be one of ip, email, ip_and_email' END
+  END
+$$;
+COMMENT ON FUNCTION auth.setting_value_problem(text, text) IS 'Internal: why a value is not valid for a setting kind (NULL when valid).';
+
+-- Refuses a bad value at write time, naming the key, so a typo never silently means "default".
+CREATE FUNCTION auth.settings_validate() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+  problem text := auth.setting_value_problem(NEW.kind, NEW.value);
+BEGIN
+  IF problem IS NOT NULL THEN
+    RAISE EXCEPTION 'setting "%" %, not "%"', NEW.key, problem, NEW.value USING ERRCODE = '22023';
+  END IF;
+  IF NEW.key IN ('max_login_attempts', 'password_min_length') AND NEW.value::int < 1 THEN
+    RAISE EXCEPTION 'setting "%" must be at least 1, not "%"', NEW.key, NEW.value USING ERRCODE = '22023';
+  END IF;
+  RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION auth.settings_validate() IS 'Internal: validates auth.settings rows by kind.';
+
+-- Validation trigger.
+CREATE TRIGGER settings_validate BEFORE INSERT OR UPDATE ON auth.settings
+  FOR EACH ROW EXECUTE FUNCTION auth.settings_validate();
+
+INSERT INTO auth.settings (key, value, kind, description) VALUES
+  ('jwt_issuer', 'fluxbase', 'text',
+   'The iss claim written into tokens and required when verifying them: tokens minted elsewhere are refused.'),
+  ('jwt_audience', 'authenticated', 'text',
    'The aud claim written into tokens and required when verifying them.'),
-  ('access_token_expiry', '15m',
-   'Lifetime of an access token. Short, because an access token cannot be recalled from a client.');
+  ('access_token_expiry', '15m', 'duration',
+   'Lifetime of an access token. Short, because an issued access token lives on in clients until it expires (sign-out blacklists it).'),
+  ('refresh_token_expiry', '7d', 'duration',
+   'Lifetime of a session: a refresh token older than this is refused and the user signs in again.'),
+  ('refresh_token_rotation', 'true', 'boolean',
+   'Each refresh token works once and is replaced; presenting a used one again revokes the whole session (theft detection).'),
+  ('password_min_length', '12', 'integer', 'Shortest password accepted, in characters.'),
+  ('password_require_uppercase', 'true', 'boolean', 'A password must contain an upper-case letter.'),
+  ('password_require_lowercase', 'true', 'boolean', 'A password must contain a lower-case letter.'),
+  ('password_require_number', 'true', 'boolean', 'A password must contain a digit.'),
+  ('password_require_special', 'true', 'boolean', 'A password must contain a character that is neither a letter nor a digit.'),
+  ('password_max_age_days', '90', 'integer',
+   'After this many days a sign-in only allows changing the password (0 turns expiry off).'),
+  ('require_2fa_for_admins', 'true', 'boolean',
+   'Accounts with an admin role must enrol TOTP: until they do, sign-in only allows enrolment.'),
+  ('require_2fa_for_sensitive_ops', 'true', 'boolean',
+   'For an account with 2FA on, password change, e-mail change, 2FA disable and admin functions need an aal2 session.'),
+  ('max_login_attempts', '5', 'integer', 'Failed sign-ins (per lockout key) before the key is locked.'),
+  ('lockout_duration', '15m', 'duration', 'How long a locked key stays locked, and the window failures are counted in.'),
+  ('lockout_type', 'ip_and_email', 'lockout_type',
+   'What failures are counted against: the e-mail, the client IP, or both (either one locks).');
 
--- Reads one setting; raises when the key is unknown so a typo never silently means "default".
+-- Reads one setting; raises when the key is unknown.
 CREATE FUNCTION auth.setting(setting_key text) RETURNS text
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
@@ -34,36 +88,52 @@ END
 $$;
 COMMENT ON FUNCTION auth.setting(text) IS 'The value of one Fluxbase setting (see auth.settings).';
 
--- Parses a duration setting such as 15m, 7d, 1h or 30s; anything else is refused with the key named.
+-- A boolean setting.
+CREATE FUNCTION auth.setting_bool(setting_key text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog AS $$ SELECT auth.setting(setting_key)::boolean $$;
+COMMENT ON FUNCTION auth.setting_bool(text) IS 'A boolean Fluxbase setting.';
+
+-- An integer setting.
+CREATE FUNCTION auth.setting_int(setting_key text) RETURNS integer
+LANGUAGE sql STABLE SET search_path = pg_catalog AS $$ SELECT auth.setting(setting_key)::integer $$;
+COMMENT ON FUNCTION auth.setting_int(text) IS 'An integer Fluxbase setting.';
+
+-- A duration setting (30s, 15m, 1h, 7d) as an interval.
 CREATE FUNCTION auth.setting_interval(setting_key text) RETURNS interval
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
-DECLARE
-  raw text := auth.setting(setting_key);
-  parts text[];
-BEGIN
-  parts := regexp_match(raw, '^([0-9]+)(s|m|h|d)$');
-  IF parts IS NULL OR parts[1]::bigint = 0 THEN
-    RAISE EXCEPTION 'setting "%" must be a positive duration like 30s, 15m, 1h or 7d, not "%"', setting_key, raw
-      USING ERRCODE = '22023';
-  END IF;
-  RETURN make_interval(secs => parts[1]::bigint * CASE parts[2]
-    WHEN 's' THEN 1 WHEN 'm' THEN 60 WHEN 'h' THEN 3600 ELSE 86400 END);
-END
+LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+  SELECT make_interval(secs => (m[1])::bigint * CASE m[2] WHEN 's' THEN 1 WHEN 'm' THEN 60 WHEN 'h' THEN 3600 ELSE 86400 END)
+  FROM regexp_match(auth.setting(setting_key), '^([0-9]+)(s|m|h|d)$') AS m
 $$;
-COMMENT ON FUNCTION auth.setting_interval(text) IS 'A duration setting (30s, 15m, 1h, 7d) as an interval; raises 22023 naming the key when malformed.';
+COMMENT ON FUNCTION auth.setting_interval(text) IS 'A duration setting (30s, 15m, 1h, 7d) as an interval.';
 
 -- Changes one setting (superuser, or whoever the administrator grants it to).
 CREATE FUNCTION auth.set_setting(setting_key text, new_value text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 BEGIN
   UPDATE auth.settings SET value = new_value WHERE key = setting_key;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'unknown Fluxbase setting "%"', setting_key USING ERRCODE = '22023';
   END IF;
-  IF setting_key LIKE '%\_expiry' THEN
-    PERFORM auth.setting_interval(setting_key);  -- validates, raising before commit
-  END IF;
 END
 $$;
-COMMENT ON FUNCTION auth.set_setting(text, text) IS 'Change one Fluxbase setting; an unknown key or malformed value is refused (22023).';
+COMMENT ON FUNCTION auth.set_setting(text, text) IS 'Change one Fluxbase setting; an unknown key or a malformed value is refused (22023, naming the key).';
 REVOKE ALL ON FUNCTION auth.set_setting(text, text) FROM PUBLIC;
+
+-- Applies the `auth:` section of fluxbase.yaml (a flat object of key → value) in one go;
+-- every key must exist and every value must be valid, or nothing changes.
+CREATE FUNCTION auth.apply_settings(settings jsonb) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+  item record;
+BEGIN
+  IF jsonb_typeof(settings) <> 'object' THEN
+    RAISE EXCEPTION 'settings must be a JSON object' USING ERRCODE = '22023';
+  END IF;
+  FOR item IN SELECT key, CASE jsonb_typeof(value) WHEN 'string' THEN value #>> '{}' ELSE value::text END AS value
+              FROM jsonb_each(settings) LOOP
+    PERFORM auth.set_setting(item.key, item.value);
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION auth.apply_settings(jsonb) IS 'Apply several settings at once (the server passes the yaml auth: section at start); all or nothing.';
+REVOKE ALL ON FUNCTION auth.apply_settings(jsonb) FROM PUBLIC;

@@ -176,3 +176,16 @@ async fn policies_see_the_verified_user() {
         db.batch_execute("ROLLBACK").await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn reset_role_after_authenticate_is_refused() {
+    // Injected SQL must not drop back to the login role and use its grants.
+    let app = TestApp::start().await;
+    let (alice, _) = app.sign_up("alice@example.com", "Alice-password-1").await;
+    let db = app.cluster.as_server_role(&app.db).await;
+    for reset in ["RESET ROLE", "SET LOCAL ROLE NONE", "SELECT set_config('role', 'none', true)"] {
+        let sql = format!("BEGIN; SELECT auth.authenticate('{alice}'); {reset}; SELECT auth.authenticate(NULL); COMMIT");
+        assert_eq!(sqlstate(&db, &sql).await, Some(SqlState::INSUFFICIENT_PRIVILEGE), "{reset}");
+        db.batch_execute("ROLLBACK").await.unwrap();
+    }
+}

@@ -1,0 +1,234 @@
+-- Fluxbase extension, part 2b: sessions, refresh tokens, the token blacklist, one-time
+-- tokens, login lockout counters and the security event log.
+
+-- Security events (sign-in outcomes, lockouts, revocations, admin changes), one row each.
+CREATE TABLE auth.events (
+  id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+  event     text NOT NULL,
+  outcome   text NOT NULL DEFAULT 'success',
+  actor_id  uuid,
+  target_id uuid,
+  ip        inet,
+  details   jsonb NOT NULL DEFAULT '{}'::jsonb
+);
+COMMENT ON TABLE auth.events IS 'Security events of the auth kernel (auth.login, auth.logout, auth.signup, admin.*, lockouts, revocations).';
+CREATE INDEX events_at_idx ON auth.events (at);
+
+-- Records one security event; the actor defaults to the verified caller.
+CREATE FUNCTION auth.record_event(event text, outcome text DEFAULT 'success', target_id uuid DEFAULT NULL,
+                                  ip inet DEFAULT NULL, details jsonb DEFAULT '{}'::jsonb) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+  INSERT INTO auth.events (event, outcome, actor_id, target_id, ip, details)
+  VALUES (event, outcome, auth.uid(), target_id, ip, coalesce(details, '{}'::jsonb))
+$$;
+COMMENT ON FUNCTION auth.record_event(text, text, uuid, inet, jsonb) IS 'Internal: append a security event to auth.events.';
+REVOKE ALL ON FUNCTION auth.record_event(text, text, uuid, inet, jsonb) FROM PUBLIC;
+
+-- One row per sign-in. Access tokens carry its id; revoking it kills them all at once.
+CREATE TABLE auth.sessions (
+  id             uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  user_id        uuid NOT NULL REFERENCES auth.users (id) ON DELETE CASCADE,
+  aal            text NOT NULL DEFAULT 'aal1' CHECK (aal IN ('aal1', 'aal2')),
+  amr            jsonb NOT NULL DEFAULT '["password"]'::jsonb,
+  ip             inet,
+  created_at     timestamptz NOT NULL DEFAULT now(),
+  refreshed_at   timestamptz,
+  expires_at     timestamptz NOT NULL,
+  revoked_at     timestamptz,
+  revoked_reason text
+);
+COMMENT ON TABLE auth.sessions IS 'Sign-in sessions; a revoked or expired session refuses its access and refresh tokens.';
+CREATE INDEX sessions_user_idx ON auth.sessions (user_id);
+
+-- Refresh tokens: opaque, stored as SHA-256 only, single-use when rotation is on.
+CREATE TABLE auth.refresh_tokens (
+  id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  session_id uuid NOT NULL REFERENCES auth.sessions (id) ON DELETE CASCADE,
+  token_hash bytea NOT NULL UNIQUE,
+  parent_id  bigint REFERENCES auth.refresh_tokens (id) ON DELETE SET NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  used_at    timestamptz
+);
+COMMENT ON TABLE auth.refresh_tokens IS 'Refresh tokens (hashes only). A used token presented again revokes its session.';
+CREATE INDEX refresh_tokens_session_idx ON auth.refresh_tokens (session_id);
+
+-- The access-token blacklist: a signed-out token's jti, kept until the token would expire anyway.
+CREATE TABLE auth.revoked_tokens (
+  jti        text PRIMARY KEY,
+  expires_at timestamptz NOT NULL,
+  revoked_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE auth.revoked_tokens IS 'Blacklisted access-token ids; rows past expires_at are purged (auth.purge_expired()).';
+CREATE INDEX revoked_tokens_expiry_idx ON auth.revoked_tokens (expires_at);
+
+-- Single-use tokens for password reset, expired-password change and 2FA challenges (hashes only).
+CREATE TABLE auth.one_time_tokens (
+  token_hash bytea PRIMARY KEY,
+  kind       text NOT NULL CHECK (kind IN ('password_reset', 'password_change', 'mfa_challenge')),
+  user_id    uuid NOT NULL REFERENCES auth.users (id) ON DELETE CASCADE,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL,
+  used_at    timestamptz,
+  attempts   integer NOT NULL DEFAULT 0,
+  ip         inet
+);
+COMMENT ON TABLE auth.one_time_tokens IS 'Single-use tokens (password reset 1 h, password change, 2FA challenge), stored hashed.';
+
+-- Failed sign-in counters, one row per lockout key ('email:…' or 'ip:…').
+CREATE TABLE auth.login_attempts (
+  key               text PRIMARY KEY,
+  failures          integer NOT NULL DEFAULT 0,
+  window_started_at timestamptz NOT NULL DEFAULT now(),
+  locked_until      timestamptz
+);
+COMMENT ON TABLE auth.login_attempts IS 'Failed sign-in counters per e-mail and per client IP; see auth.lockouts and auth.unlock().';
+
+-- API keys issued with auth.issue_api_key (their jti, so they can be revoked).
+CREATE TABLE auth.api_keys (
+  jti        text PRIMARY KEY,
+  name       text NOT NULL,
+  role       text NOT NULL CHECK (role IN ('anon', 'service_role')),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL
+);
+COMMENT ON TABLE auth.api_keys IS 'Long-lived anon / service_role keys; revoke with auth.revoke_api_key(jti).';
+
+-- SHA-256 of an opaque token: what is stored, so a database leak leaks no usable token.
+CREATE FUNCTION auth.token_hash(token text) RETURNS bytea
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog AS $$
+  SELECT sha256(convert_to(token, 'UTF8'))
+$$;
+COMMENT ON FUNCTION auth.token_hash(text) IS 'SHA-256 of an opaque token (refresh, reset, challenge): only the hash is stored.';
+
+-- Whether a verified token may still be used: not blacklisted, its session live, its user
+-- present and not banned. auth.authenticate calls this for every token.
+CREATE FUNCTION auth.token_is_active(jti text, session_id uuid, user_id uuid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+  SELECT NOT EXISTS (SELECT FROM auth.revoked_tokens r WHERE r.jti = token_is_active.jti)
+     AND (token_is_active.user_id IS NULL OR (
+           token_is_active.session_id IS NOT NULL
+       AND EXISTS (SELECT FROM auth.sessions s
+                   WHERE s.id = token_is_active.session_id AND s.user_id = token_is_active.user_id
+                     AND s.revoked_at IS NULL AND s.expires_at > now())
+       AND EXISTS (SELECT FROM auth.users u
+                   WHERE u.id = token_is_active.user_id AND (u.banned_until IS NULL OR u.banned_until <= now()))))
+$$;
+COMMENT ON FUNCTION auth.token_is_active(text, uuid, uuid) IS
+  'Internal: a verified token is usable only if its jti is not revoked and (for user tokens) its session is live and its user exists unbanned.';
+REVOKE ALL ON FUNCTION auth.token_is_active(text, uuid, uuid) FROM PUBLIC;
+
+-- Revokes a session (idempotent), recording why.
+CREATE FUNCTION auth.revoke_session(session_id uuid, reason text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+  UPDATE auth.sessions s SET revoked_at = now(), revoked_reason = reason
+  WHERE s.id = revoke_session.session_id AND s.revoked_at IS NULL;
+  IF FOUND THEN
+    PERFORM auth.record_event('auth.session_revoked', 'success',
+      (SELECT user_id FROM auth.sessions WHERE id = revoke_session.session_id), NULL,
+      jsonb_build_object('session_id', session_id, 'reason', reason));
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION auth.revoke_session(uuid, text) IS 'Internal: revoke one session; its access and refresh tokens stop working at once.';
+REVOKE ALL ON FUNCTION auth.revoke_session(uuid, text) FROM PUBLIC;
+
+-- Deletes blacklist entries and one-time tokens that have expired anyway.
+CREATE FUNCTION auth.purge_expired() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+  n bigint;
+  m bigint;
+BEGIN
+  DELETE FROM auth.revoked_tokens WHERE expires_at < now();
+  GET DIAGNOSTICS n = ROW_COUNT;
+  DELETE FROM auth.one_time_tokens WHERE expires_at < now() - interval '1 day';
+  GET DIAGNOSTICS m = ROW_COUNT;
+  RETURN n + m;
+END
+$$;
+COMMENT ON FUNCTION auth.purge_expired() IS 'Delete expired blacklist rows and old one-time tokens; returns how many. Safe to run from cron.';
+REVOKE ALL ON FUNCTION auth.purge_expired() FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------------------
+-- Lockout
+-- ---------------------------------------------------------------------------------------
+
+-- The keys a sign-in attempt counts against, per the lockout_type setting.
+CREATE FUNCTION auth.lockout_keys(email text, client_ip inet) RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+  SELECT array_remove(ARRAY[
+    CASE WHEN auth.setting('lockout_type') IN ('email', 'ip_and_email') AND email IS NOT NULL
+         THEN 'email:' || auth.normalize_email(email) END,
+    CASE WHEN auth.setting('lockout_type') IN ('ip', 'ip_and_email') AND client_ip IS NOT NULL
+         THEN 'ip:' || host(client_ip) END], NULL)
+$$;
+COMMENT ON FUNCTION auth.lockout_keys(text, inet) IS 'Internal: the lockout keys (email:…, ip:…) an attempt counts against, per lockout_type.';
+
+-- Takes the row locks of the given keys (creating the rows), so that parallel attempts on
+-- one key run one after another and can never exceed the limit, and says whether any is locked.
+CREATE FUNCTION auth.lock_attempt_keys(keys text[]) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+  window_length interval := auth.setting_interval('lockout_duration');
+  any_locked boolean;
+BEGIN
+  INSERT INTO auth.login_attempts (key) SELECT unnest(keys) ORDER BY 1 ON CONFLICT (key) DO NOTHING;
+  PERFORM 1 FROM auth.login_attempts a WHERE a.key = ANY (keys) ORDER BY a.key FOR UPDATE;
+  -- A window that has passed starts again from zero.
+  UPDATE auth.login_attempts a SET failures = 0, window_started_at = now(), locked_until = NULL
+  WHERE a.key = ANY (keys) AND a.window_started_at + window_length <= now()
+    AND (a.locked_until IS NULL OR a.locked_until <= now());
+  SELECT bool_or(a.locked_until > now()) INTO any_locked FROM auth.login_attempts a WHERE a.key = ANY (keys);
+  RETURN coalesce(any_locked, false);
+END
+$$;
+COMMENT ON FUNCTION auth.lock_attempt_keys(text[]) IS 'Internal: serialise attempts on these lockout keys and report whether one is locked.';
+REVOKE ALL ON FUNCTION auth.lock_attempt_keys(text[]) FROM PUBLIC;
+
+-- Counts one failure against each key, locking those that reach max_login_attempts.
+CREATE FUNCTION auth.record_login_failure(keys text[], client_ip inet) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+  newly_locked text;
+BEGIN
+  FOR newly_locked IN
+    UPDATE auth.login_attempts a
+    SET failures = a.failures + 1,
+        locked_until = CASE WHEN a.failures + 1 >= auth.setting_int('max_login_attempts')
+                            THEN now() + auth.setting_interval('lockout_duration') END
+    WHERE a.key = ANY (keys)
+    RETURNING CASE WHEN a.locked_until IS NOT NULL THEN a.key END
+  LOOP
+    IF newly_locked IS NOT NULL THEN
+      PERFORM auth.record_event('auth.lockout', 'locked', NULL, client_ip, jsonb_build_object('key', newly_locked));
+    END IF;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION auth.record_login_failure(text[], inet) IS 'Internal: count a failed attempt against each key; lock a key at max_login_attempts.';
+REVOKE ALL ON FUNCTION auth.record_login_failure(text[], inet) FROM PUBLIC;
+
+-- Current lockouts, for administrators.
+CREATE VIEW auth.lockouts AS
+  SELECT key, failures, window_started_at, locked_until
+  FROM auth.login_attempts WHERE locked_until > now();
+COMMENT ON VIEW auth.lockouts IS 'Lockout keys that are locked right now (email:… / ip:…). Clear with auth.unlock().';
+
+-- Clears the lockout of an e-mail, an IP, or both (superuser).
+CREATE FUNCTION auth.unlock(email text DEFAULT NULL, ip inet DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+  n integer;
+BEGIN
+  DELETE FROM auth.login_attempts a
+  WHERE a.key = 'email:' || auth.normalize_email(unlock.email) OR a.key = 'ip:' || host(unlock.ip);
+  GET DIAGNOSTICS n = ROW_COUNT;
+  PERFORM auth.record_event('admin.unlock', 'success', NULL, unlock.ip,
+    jsonb_build_object('email', auth.normalize_email(unlock.email), 'keys_cleared', n));
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION auth.unlock(text, inet) IS 'Clear the failed-attempt counters (and lock) of an e-mail and/or an IP; returns the number of keys cleared.';
+REVOKE ALL ON FUNCTION auth.unlock(text, inet) FROM PUBLIC;
