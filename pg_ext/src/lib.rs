@@ -23,6 +23,7 @@ mod password;
 mod role_switch;
 mod settings;
 mod tests;
+mod tests_auth_kernel;
 
 ::pgrx::pg_module_magic!();
 

@@ -84,7 +84,8 @@ pub mod fluxbase {
 
     /// Whether a password matches a stored hash; a NULL hash costs a full dummy verification.
     #[pg_extern(volatile, parallel_safe)]
-    fn verify_password(stored_hash: Option<&str>, password: &str) -> bool {
+    fn verify_password(stored_hash: Option<&str>, password: Option<&str>) -> bool {
+        let password = password.unwrap_or("");
         if password.len() > super::MAX_PASSWORD_BYTES {
             return false;
         }

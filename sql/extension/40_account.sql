@@ -152,8 +152,9 @@ BEGIN
   IF changes ? 'email' OR changes ? 'password' THEN
     PERFORM auth.require_sensitive_op_assurance();
     proven := coalesce(auth.aal(), 'aal1') = 'aal2'
-      OR (jsonb_typeof(changes->'current_password') = 'string'
-          AND fluxbase.verify_password(account.encrypted_password, changes->>'current_password'));
+      OR CASE WHEN jsonb_typeof(changes->'current_password') = 'string'
+              THEN fluxbase.verify_password(account.encrypted_password, changes->>'current_password')
+              ELSE false END;
     IF NOT proven THEN
       RAISE EXCEPTION 'changing the email or password needs the current password' USING ERRCODE = 'FB403';
     END IF;

@@ -1,0 +1,314 @@
+//! In-database tests of the auth kernel (issue 3): password policy, lockout, sessions,
+//! refresh rotation, revocation, key rotation, settings validation, admin functions.
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+    use pgrx::JsonB;
+    use serde_json::Value;
+
+    const PASSWORD: &str = "Correct-horse-battery-1";
+
+    fn json(sql: &str) -> Value {
+        Spi::get_one::<JsonB>(sql).unwrap().expect("a jsonb result").0
+    }
+
+    fn sign_up(email: &str) -> Value {
+        json(&format!("SELECT auth.sign_up('{email}', '{PASSWORD}')"))
+    }
+
+    fn sign_in(email: &str, password: &str, ip: &str) -> Value {
+        json(&format!("SELECT auth.sign_in('{email}', '{password}', '{ip}')"))
+    }
+
+    /// Runs `auth.authenticate(token)` inside a subtransaction and reports whether it passed,
+    /// restoring the superuser role afterwards.
+    fn authenticates(token: &str) -> bool {
+        Spi::get_one::<bool>(&format!(
+            "DO $$ BEGIN PERFORM auth.authenticate('{token}'); \
+               PERFORM set_config('fluxbase_test.ok', 'yes', true); \
+             EXCEPTION WHEN invalid_authorization_specification THEN \
+               PERFORM set_config('fluxbase_test.ok', 'no', true); END $$; \
+             RESET ROLE; SELECT current_setting('fluxbase_test.ok') = 'yes'"
+        ))
+        .unwrap()
+        .unwrap()
+    }
+
+    #[pg_test]
+    fn every_broken_password_rule_is_listed() {
+        let problems = Spi::get_one::<Vec<String>>("SELECT auth.password_problems('abc')").unwrap().unwrap();
+        assert_eq!(problems.len(), 4, "{problems:?}"); // length, upper, digit, special
+        assert!(problems.iter().any(|p| p.contains("at least 12")));
+        assert!(problems.iter().any(|p| p.contains("upper-case")));
+        assert!(problems.iter().any(|p| p.contains("digit")));
+        assert!(problems.iter().any(|p| p.contains("special")));
+        let none = Spi::get_one::<Vec<String>>(&format!("SELECT auth.password_problems('{PASSWORD}')")).unwrap().unwrap();
+        assert!(none.is_empty());
+        let long = Spi::get_one::<Vec<String>>("SELECT auth.password_problems(repeat('Aa1-', 300))").unwrap().unwrap();
+        assert!(long.iter().any(|p| p.contains("1024 bytes")), "{long:?}");
+    }
+
+    #[pg_test(error = "the password does not meet the policy: must be at least 12 characters long; must contain a special character (neither letter nor digit)")]
+    fn sign_up_applies_the_policy() {
+        Spi::run("SELECT auth.sign_up('weak@example.com', 'Short1abc')").unwrap();
+    }
+
+    #[pg_test]
+    fn policy_follows_the_settings() {
+        Spi::run("SELECT auth.set_setting('password_require_special', 'false')").unwrap();
+        Spi::run("SELECT auth.set_setting('password_min_length', '6')").unwrap();
+        let none = Spi::get_one::<Vec<String>>("SELECT auth.password_problems('Abcde1')").unwrap().unwrap();
+        assert!(none.is_empty(), "{none:?}");
+    }
+
+    #[pg_test(error = "setting \"lockout_type\" must be one of ip, email, ip_and_email, not \"sometimes\"")]
+    fn bad_lockout_type_is_refused_naming_the_key() {
+        Spi::run("SELECT auth.set_setting('lockout_type', 'sometimes')").unwrap();
+    }
+
+    #[pg_test(error = "setting \"access_token_expiry\" must be a positive duration like 30s, 15m, 1h or 7d, not \"-5m\"")]
+    fn bad_duration_is_refused_naming_the_key() {
+        Spi::run("SELECT auth.set_setting('access_token_expiry', '-5m')").unwrap();
+    }
+
+    #[pg_test(error = "unknown Fluxbase setting \"max_login_attempt\"")]
+    fn unknown_setting_is_refused() {
+        Spi::run("SELECT auth.apply_settings('{\"max_login_attempt\": 3}')").unwrap();
+    }
+
+    #[pg_test]
+    fn apply_settings_takes_yaml_values() {
+        Spi::run("SELECT auth.apply_settings('{\"max_login_attempts\": 3, \"refresh_token_rotation\": false, \"lockout_duration\": \"1h\"}')").unwrap();
+        assert_eq!(Spi::get_one::<String>("SELECT auth.setting('max_login_attempts')").unwrap().unwrap(), "3");
+        assert_eq!(Spi::get_one::<String>("SELECT auth.setting('refresh_token_rotation')").unwrap().unwrap(), "false");
+    }
+
+    #[pg_test]
+    fn lockout_by_email_after_max_attempts_even_with_the_right_password() {
+        sign_up("lock@example.com");
+        Spi::run("SELECT auth.set_setting('lockout_type', 'email')").unwrap();
+        for i in 0..5 {
+            let r = sign_in("lock@example.com", "Wrong-password-99", &format!("10.0.0.{i}"));
+            assert_eq!(r["error"]["code"], "INVALID_CREDENTIALS");
+        }
+        let r = sign_in("LOCK@example.com", PASSWORD, "10.0.0.99");
+        assert_eq!(r["error"]["code"], "INVALID_CREDENTIALS", "a locked e-mail must refuse the right password");
+        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM auth.lockouts").unwrap(), Some(1));
+        Spi::run("SELECT auth.unlock(email => 'lock@example.com')").unwrap();
+        let r = sign_in("lock@example.com", PASSWORD, "10.0.0.99");
+        assert!(r.get("access_token").is_some(), "{r}");
+    }
+
+    #[pg_test]
+    fn lockout_by_ip_spans_accounts() {
+        Spi::run("SELECT auth.set_setting('lockout_type', 'ip')").unwrap();
+        sign_up("victim@example.com");
+        for i in 0..5 {
+            sign_in(&format!("guess{i}@example.com"), "Wrong-password-99", "192.0.2.7");
+        }
+        let r = sign_in("victim@example.com", PASSWORD, "192.0.2.7");
+        assert_eq!(r["error"]["code"], "INVALID_CREDENTIALS");
+        let r = sign_in("victim@example.com", PASSWORD, "192.0.2.8");
+        assert!(r.get("access_token").is_some(), "another IP is not locked: {r}");
+    }
+
+    #[pg_test]
+    fn ip_and_email_locks_on_either_key() {
+        sign_up("both@example.com");
+        for i in 0..5 {
+            sign_in("both@example.com", "Wrong-password-99", &format!("198.51.100.{i}"));
+        }
+        let r = sign_in("both@example.com", PASSWORD, "198.51.100.200");
+        assert_eq!(r["error"]["code"], "INVALID_CREDENTIALS", "the e-mail key is locked");
+        let keys = Spi::get_one::<i64>("SELECT count(*) FROM auth.login_attempts WHERE key LIKE 'ip:%'").unwrap().unwrap();
+        assert_eq!(keys, 6, "each IP was counted too");
+    }
+
+    #[pg_test]
+    fn sign_in_creates_a_session_that_the_token_names() {
+        sign_up("sess@example.com");
+        let r = sign_in("sess@example.com", PASSWORD, "127.0.0.1");
+        let token = r["access_token"].as_str().unwrap();
+        let payload = token.split('.').nth(1).unwrap();
+        let claims = Spi::get_one::<JsonB>(&format!(
+            "SELECT convert_from(decode(translate('{payload}', '-_', '+/') || repeat('=', (4 - length('{payload}') % 4) % 4), 'base64'), 'UTF8')::jsonb"
+        ))
+        .unwrap()
+        .unwrap()
+        .0;
+        assert_eq!(claims["aal"], "aal1");
+        assert_eq!(claims["amr"], serde_json::json!(["password"]));
+        assert_eq!(claims["token_type"], "access");
+        let sid = claims["session_id"].as_str().unwrap();
+        let exists = Spi::get_one::<bool>(&format!("SELECT EXISTS (SELECT FROM auth.sessions WHERE id = '{sid}')")).unwrap();
+        assert_eq!(exists, Some(true));
+        assert!(r["refresh_token"].as_str().is_some_and(|t| t.len() == 64));
+        let stored_plain = Spi::get_one::<bool>(&format!(
+            "SELECT EXISTS (SELECT FROM auth.refresh_tokens WHERE encode(token_hash, 'hex') = '{}')",
+            r["refresh_token"].as_str().unwrap()
+        ))
+        .unwrap();
+        assert_eq!(stored_plain, Some(false), "the refresh token must be stored hashed");
+    }
+
+    #[pg_test]
+    fn refresh_rotates_and_reuse_revokes_the_session() {
+        let first = sign_up("rot@example.com");
+        let r1 = first["refresh_token"].as_str().unwrap();
+        let second = json(&format!("SELECT auth.refresh('{r1}')"));
+        let r2 = second["refresh_token"].as_str().expect("a new refresh token");
+        assert_ne!(r1, r2);
+        let access2 = second["access_token"].as_str().unwrap().to_owned();
+        assert!(authenticates(&access2));
+        // The old token again: reuse. The whole session dies, the new pair with it.
+        let reuse = json(&format!("SELECT auth.refresh('{r1}')"));
+        assert_eq!(reuse["error"]["code"], "INVALID_REFRESH_TOKEN");
+        let after = json(&format!("SELECT auth.refresh('{r2}')"));
+        assert_eq!(after["error"]["code"], "INVALID_REFRESH_TOKEN");
+        assert!(!authenticates(&access2), "the access token of a revoked session still works");
+        assert!(!authenticates(first["access_token"].as_str().unwrap()));
+    }
+
+    #[pg_test]
+    fn sign_out_blacklists_the_token_at_once() {
+        let r = sign_up("out@example.com");
+        let access = r["access_token"].as_str().unwrap();
+        Spi::run(&format!("SELECT auth.authenticate('{access}')")).unwrap();
+        Spi::run("SELECT auth.sign_out()").unwrap();
+        Spi::run("RESET ROLE").unwrap();
+        assert!(!authenticates(access));
+        let jti_listed = Spi::get_one::<i64>("SELECT count(*) FROM auth.revoked_tokens").unwrap();
+        assert_eq!(jti_listed, Some(1));
+        let refresh = json(&format!("SELECT auth.refresh('{}')", r["refresh_token"].as_str().unwrap()));
+        assert_eq!(refresh["error"]["code"], "INVALID_REFRESH_TOKEN");
+    }
+
+    #[pg_test]
+    fn global_sign_out_revokes_every_session() {
+        sign_up("glob@example.com");
+        let a = sign_in("glob@example.com", PASSWORD, "127.0.0.1");
+        let b = sign_in("glob@example.com", PASSWORD, "127.0.0.2");
+        Spi::run(&format!("SELECT auth.authenticate('{}')", a["access_token"].as_str().unwrap())).unwrap();
+        Spi::run("SELECT auth.sign_out('global')").unwrap();
+        Spi::run("RESET ROLE").unwrap();
+        assert!(!authenticates(b["access_token"].as_str().unwrap()));
+    }
+
+    #[pg_test]
+    fn banned_and_deleted_users_lose_their_tokens() {
+        let r = sign_up("ban@example.com");
+        let token = r["access_token"].as_str().unwrap().to_owned();
+        assert!(authenticates(&token));
+        Spi::run("SELECT auth.ban_user((SELECT id FROM auth.users WHERE email = 'ban@example.com'), '1 day')").unwrap();
+        assert!(!authenticates(&token));
+        let again = sign_in("ban@example.com", PASSWORD, "127.0.0.1");
+        assert_eq!(again["error"]["code"], "INVALID_CREDENTIALS");
+        let r = sign_up("del@example.com");
+        let token = r["access_token"].as_str().unwrap().to_owned();
+        Spi::run("SELECT auth.delete_user((SELECT id FROM auth.users WHERE email = 'del@example.com'))").unwrap();
+        assert!(!authenticates(&token));
+    }
+
+    #[pg_test]
+    fn key_rotation_keeps_old_tokens_valid_until_removed() {
+        let r = sign_up("kid@example.com");
+        let old = r["access_token"].as_str().unwrap().to_owned();
+        let old_secret = "pg-test-secret-that-is-at-least-32-bytes-long";
+        Spi::run(&format!("SET fluxbase.jwt_previous_keys = 'k1:{old_secret}'")).unwrap();
+        Spi::run("SET fluxbase.jwt_secret = 'a-brand-new-secret-that-is-also-long-enough'").unwrap();
+        Spi::run("SET fluxbase.jwt_key_id = 'k2'").unwrap();
+        assert!(authenticates(&old), "a token of the retired key must still verify");
+        let fresh = sign_in("kid@example.com", PASSWORD, "127.0.0.1");
+        let header = fresh["access_token"].as_str().unwrap().split('.').next().unwrap().to_owned();
+        let kid = Spi::get_one::<String>(&format!(
+            "SELECT convert_from(decode('{header}' || repeat('=', (4 - length('{header}') % 4) % 4), 'base64'), 'UTF8')::jsonb->>'kid'"
+        ))
+        .unwrap();
+        assert_eq!(kid.as_deref(), Some("k2"));
+        Spi::run("SET fluxbase.jwt_previous_keys = ''").unwrap();
+        assert!(!authenticates(&old), "once retired, the old key verifies nothing");
+    }
+
+    #[pg_test]
+    fn old_hash_parameters_are_upgraded_on_sign_in() {
+        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+        sign_up("rehash@example.com");
+        // The same password hashed with weaker parameters, as an older release would have.
+        let weak_params = argon2::Params::new(4096, 1, 1, None).unwrap();
+        let weak = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, weak_params)
+            .hash_password(PASSWORD.as_bytes(), &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        Spi::run(&format!("UPDATE auth.users SET encrypted_password = '{weak}' WHERE email = 'rehash@example.com'")).unwrap();
+        let r = sign_in("rehash@example.com", PASSWORD, "127.0.0.1");
+        assert!(r.get("access_token").is_some(), "the old hash still verifies: {r}");
+        let stored = Spi::get_one::<String>("SELECT encrypted_password FROM auth.users WHERE email = 'rehash@example.com'")
+            .unwrap()
+            .unwrap();
+        assert_ne!(stored, weak);
+        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
+    }
+
+    #[pg_test]
+    fn expired_password_only_allows_a_change() {
+        sign_up("old@example.com");
+        Spi::run("UPDATE auth.users SET password_changed_at = now() - interval '91 days' WHERE email = 'old@example.com'").unwrap();
+        let r = sign_in("old@example.com", PASSWORD, "127.0.0.1");
+        assert_eq!(r["requires_password_change"], true, "{r}");
+        assert!(r.get("access_token").is_none());
+        let change_token = r["password_change_token"].as_str().unwrap();
+        let done = json(&format!("SELECT auth.change_expired_password('{change_token}', 'Brand-new-password-2')"));
+        assert!(done.get("access_token").is_some(), "{done}");
+        let twice = json(&format!("SELECT auth.change_expired_password('{change_token}', 'Another-password-3')"));
+        assert_eq!(twice["error"]["code"], "INVALID_TOKEN");
+    }
+
+    #[pg_test]
+    fn reset_tokens_work_once_and_revoke_sessions() {
+        let r = sign_up("reset@example.com");
+        let token = Spi::get_one::<String>("SELECT auth.create_password_reset('Reset@Example.com')").unwrap().unwrap();
+        assert_eq!(Spi::get_one::<bool>("SELECT auth.create_password_reset('ghost@example.com') IS NULL").unwrap(), Some(true));
+        let ok = json(&format!("SELECT auth.reset_password('{token}', 'Reset-password-42')"));
+        assert_eq!(ok["success"], true);
+        let again = json(&format!("SELECT auth.reset_password('{token}', 'Reset-password-43')"));
+        assert_eq!(again["error"]["code"], "INVALID_RESET_TOKEN");
+        assert!(!authenticates(r["access_token"].as_str().unwrap()));
+        let signed = sign_in("reset@example.com", "Reset-password-42", "127.0.0.1");
+        assert!(signed.get("access_token").is_some(), "{signed}");
+    }
+
+    #[pg_test(error = "the field \"role\" cannot be changed here")]
+    fn users_cannot_set_their_own_role() {
+        let r = sign_up("esc@example.com");
+        Spi::run(&format!("SELECT auth.authenticate('{}')", r["access_token"].as_str().unwrap())).unwrap();
+        Spi::run("SELECT auth.update_user('{\"role\": \"service_role\"}')").unwrap();
+    }
+
+    #[pg_test(error = "changing the email or password needs the current password")]
+    fn password_change_needs_the_current_password() {
+        let r = sign_up("chg@example.com");
+        Spi::run(&format!("SELECT auth.authenticate('{}')", r["access_token"].as_str().unwrap())).unwrap();
+        Spi::run("SELECT auth.update_user('{\"password\": \"Another-password-7\"}')").unwrap();
+    }
+
+    #[pg_test]
+    fn admin_functions_record_events() {
+        let id = Spi::get_one::<pgrx::Uuid>(&format!("SELECT auth.create_user('adm@example.com', '{PASSWORD}', 'editor')"))
+            .unwrap()
+            .unwrap();
+        Spi::run(&format!("SELECT auth.set_role('{id}', 'moderator')")).unwrap();
+        Spi::run(&format!("SELECT auth.revoke_sessions('{id}')")).unwrap();
+        Spi::run(&format!("SELECT auth.delete_user('{id}')")).unwrap();
+        let events = Spi::get_one::<Vec<String>>("SELECT array_agg(event ORDER BY id) FROM auth.events").unwrap().unwrap();
+        assert_eq!(events, ["admin.user_create", "admin.role_change", "admin.user_delete"]);
+    }
+
+    #[pg_test]
+    fn api_keys_authenticate_and_can_be_revoked() {
+        let key = Spi::get_one::<String>("SELECT auth.issue_api_key('service_role', 'ci')").unwrap().unwrap();
+        assert!(authenticates(&key));
+        Spi::run("SELECT auth.revoke_api_key((SELECT jti FROM auth.api_keys WHERE name = 'ci'))").unwrap();
+        assert!(!authenticates(&key));
+    }
+}
