@@ -63,11 +63,12 @@ init() {
       --auth-local=trust --auth-host=scram-sha-256 >/dev/null
     local port; port=$(free_port)
     local secret; secret=$(random_secret)
+    local mfa_key; mfa_key=$(random_secret)
     echo "$port" > "$state/port"
     echo "$root/run" > "$state/socket_dir"
     (umask 077; echo "$secret" > "$state/jwt_secret")
-    # The signing secret goes into its own file, readable only by the cluster's owner.
-    as_pg sh -c "umask 077; printf \"fluxbase.jwt_secret = '%s'\n\" '$secret' > '$root/data/fluxbase_secret.conf'"
+    # The signing secret and the TOTP encryption key go into their own file, readable only by the cluster's owner.
+    as_pg sh -c "umask 077; printf \"fluxbase.jwt_secret = '%s'\nfluxbase.mfa_encryption_key = '%s'\n\" '$secret' '$mfa_key' > '$root/data/fluxbase_secret.conf'"
     as_pg sh -c "cat >> '$root/data/postgresql.conf'" <<CONF
 
 # --- Fluxbase ---

@@ -71,7 +71,8 @@ pub fn authenticate(token: Option<&str>) {
     let claims = verified_claims(token);
     ensure_still_active(&claims);
     let app_role = claims.get("role").and_then(Value::as_str).unwrap_or("anon");
-    let role_oid = role_switch::switch_to(role_switch::database_role_for(app_role));
+    let enrollment_only = claims.get("mfa_enrollment_required").and_then(Value::as_bool).unwrap_or(false);
+    let role_oid = role_switch::switch_to(role_switch::database_role_for(app_role, enrollment_only));
     // PostgREST-compatible, for policies written for it; the auth.* functions do not trust it.
     role_switch::set_local("request.jwt.claims", &claims.to_string());
     claims::publish(role_oid, claims);

@@ -4,6 +4,7 @@
 //! - [`settings`]: the `fluxbase.*` configuration parameters (the signing secret and friends).
 //! - [`jwt`]: signing and verifying access tokens.
 //! - [`password`]: argon2id hashing.
+//! - [`mfa`]: TOTP secrets, their encryption at rest, replay-proof code checks.
 //! - [`claims`]: the verified claims of the current transaction, kept in backend memory, and
 //!   `auth.uid()` and friends that read them.
 //! - [`role_switch`]: switching the transaction to `anon` / `authenticated` / `service_role`.
@@ -19,11 +20,13 @@ mod claims;
 mod errors;
 mod guard;
 mod jwt;
+mod mfa;
 mod password;
 mod role_switch;
 mod settings;
 mod tests;
 mod tests_auth_kernel;
+mod tests_mfa;
 
 ::pgrx::pg_module_magic!();
 
@@ -64,6 +67,19 @@ extension_sql_file!(
     name = "account",
     requires = ["sign_in"]
 );
+extension_sql_file!(
+    "../../sql/extension/45_mfa.sql",
+    name = "mfa",
+    requires = [
+        "account",
+        mfa::fluxbase::totp_new_secret,
+        mfa::fluxbase::totp_uri,
+        mfa::fluxbase::totp_match,
+        mfa::fluxbase::encrypt_secret,
+        mfa::fluxbase::decrypt_secret,
+        mfa::fluxbase::totp_current_code,
+    ]
+);
 extension_sql_file!("../../sql/extension/90_grants.sql", name = "grants", finalize);
 
 /// Called when the library is loaded. Fluxbase must be preloaded so that its settings (above
@@ -88,6 +104,7 @@ pub mod pg_test {
         vec![
             "shared_preload_libraries = 'fluxbase'",
             "fluxbase.jwt_secret = 'pg-test-secret-that-is-at-least-32-bytes-long'",
+            "fluxbase.mfa_encryption_key = 'pg-test-mfa-key-that-is-at-least-32-bytes'",
         ]
     }
 }

@@ -12,8 +12,12 @@ use std::ffi::CString;
 pub const API_ROLES: [&str; 3] = ["anon", "authenticated", "service_role"];
 
 /// The database role a token's application `role` claim maps to. The claim itself is kept
-/// (it is what `auth.role()` returns); only the three API roles are ever switched to.
-pub fn database_role_for(app_role: &str) -> &'static str {
+/// (it is what `auth.role()` returns); only the three API roles are ever switched to. A token
+/// of an enrolment-only session (an admin who must set up 2FA first) runs as `anon`.
+pub fn database_role_for(app_role: &str, enrollment_only: bool) -> &'static str {
+    if enrollment_only {
+        return "anon";
+    }
     match app_role {
         "service_role" | "dashboard_admin" => "service_role",
         "" | "anon" => "anon",

@@ -20,10 +20,23 @@ pub static JWT_KEY_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString
 /// key id, reload; nobody is logged out. Superuser-only and hidden like the secret.
 pub static JWT_PREVIOUS_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// The key TOTP secrets are encrypted with at rest (any string of at least 32 bytes; SHA-256
+/// of it is the AES-256 key). Superuser-only, so a dump of auth.mfa_factors read through the
+/// server's role, or a stolen backup without the config, yields no usable TOTP secret.
+pub static MFA_ENCRYPTION_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 /// The shortest signing secret accepted: HS256 with a shorter key is guessable offline.
 pub const MIN_SECRET_BYTES: usize = 32;
 
 pub fn init() {
+    GucRegistry::define_string_guc(
+        c"fluxbase.mfa_encryption_key",
+        c"Key (at least 32 bytes) that encrypts TOTP secrets at rest.",
+        c"Superuser-only: hidden from SHOW, current_setting and pg_settings for other roles.",
+        &MFA_ENCRYPTION_KEY,
+        GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+    );
     GucRegistry::define_string_guc(
         c"fluxbase.jwt_previous_keys",
         c"Retired signing keys still accepted for verification, as kid:secret,kid:secret.",
@@ -80,5 +93,16 @@ pub fn verification_secret(kid: Option<&str>) -> Result<Option<Vec<u8>>, &'stati
                 .find(|(id, secret)| *id == k && secret.len() >= MIN_SECRET_BYTES)
                 .map(|(_, secret)| secret.as_bytes().to_vec()))
         }
+    }
+}
+
+/// The TOTP encryption key material, or an error that says what to do about it.
+pub fn mfa_encryption_key() -> Result<Vec<u8>, &'static str> {
+    match MFA_ENCRYPTION_KEY.get() {
+        None => Err("fluxbase.mfa_encryption_key is not set; a superuser must set it in postgresql.conf"),
+        Some(s) if s.as_bytes().len() < MIN_SECRET_BYTES => {
+            Err("fluxbase.mfa_encryption_key is shorter than 32 bytes; set a longer random key")
+        }
+        Some(s) => Ok(s.into_bytes()),
     }
 }

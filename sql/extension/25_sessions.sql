@@ -31,6 +31,7 @@ CREATE TABLE auth.sessions (
   user_id        uuid NOT NULL REFERENCES auth.users (id) ON DELETE CASCADE,
   aal            text NOT NULL DEFAULT 'aal1' CHECK (aal IN ('aal1', 'aal2')),
   amr            jsonb NOT NULL DEFAULT '["password"]'::jsonb,
+  enrollment_only boolean NOT NULL DEFAULT false,
   ip             inet,
   created_at     timestamptz NOT NULL DEFAULT now(),
   refreshed_at   timestamptz,
@@ -39,6 +40,7 @@ CREATE TABLE auth.sessions (
   revoked_reason text
 );
 COMMENT ON TABLE auth.sessions IS 'Sign-in sessions; a revoked or expired session refuses its access and refresh tokens.';
+COMMENT ON COLUMN auth.sessions.enrollment_only IS 'An admin without 2FA under require_2fa_for_admins: its tokens run as anon and can only enrol TOTP.';
 CREATE INDEX sessions_user_idx ON auth.sessions (user_id);
 
 -- Refresh tokens: opaque, stored as SHA-256 only, single-use when rotation is on.

@@ -24,7 +24,8 @@ BEGIN
     'session_id', session.id,
     'aal', session.aal,
     'amr', session.amr,
-    'token_type', 'access');
+    'token_type', 'access')
+    || CASE WHEN session.enrollment_only THEN '{"mfa_enrollment_required": true}'::jsonb ELSE '{}'::jsonb END;
   RETURN jsonb_build_object(
     'user', auth.user_json(u),
     'access_token', fluxbase.sign_token(claims),
@@ -38,22 +39,23 @@ COMMENT ON FUNCTION auth.token_response(auth.users, auth.sessions, text) IS 'Int
 REVOKE ALL ON FUNCTION auth.token_response(auth.users, auth.sessions, text) FROM PUBLIC;
 
 -- Starts a session for a user who has proven who they are, and returns the token response.
-CREATE FUNCTION auth.start_session(u auth.users, aal text, amr jsonb, client_ip inet) RETURNS jsonb
+CREATE FUNCTION auth.start_session(u auth.users, aal text, amr jsonb, client_ip inet,
+                                   enrollment_only boolean DEFAULT false) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
   session auth.sessions;
   refresh text := fluxbase.random_token();
 BEGIN
-  INSERT INTO auth.sessions (user_id, aal, amr, ip, expires_at)
-  VALUES (u.id, aal, amr, client_ip, now() + auth.setting_interval('refresh_token_expiry'))
+  INSERT INTO auth.sessions (user_id, aal, amr, ip, enrollment_only, expires_at)
+  VALUES (u.id, aal, amr, client_ip, enrollment_only, now() + auth.setting_interval('refresh_token_expiry'))
   RETURNING * INTO session;
   INSERT INTO auth.refresh_tokens (session_id, token_hash) VALUES (session.id, auth.token_hash(refresh));
   UPDATE auth.users SET last_sign_in_at = now() WHERE id = u.id;
   RETURN auth.token_response(u, session, refresh);
 END
 $$;
-COMMENT ON FUNCTION auth.start_session(auth.users, text, jsonb, inet) IS 'Internal: create a session and its first refresh token; return the token response.';
-REVOKE ALL ON FUNCTION auth.start_session(auth.users, text, jsonb, inet) FROM PUBLIC;
+COMMENT ON FUNCTION auth.start_session(auth.users, text, jsonb, inet, boolean) IS 'Internal: create a session and its first refresh token; return the token response.';
+REVOKE ALL ON FUNCTION auth.start_session(auth.users, text, jsonb, inet, boolean) FROM PUBLIC;
 
 -- Creates an account and signs it in.
 -- Errors: FB400 (invalid e-mail or metadata), FB422 (weak password, every rule in DETAIL),

@@ -44,6 +44,20 @@ GRANT EXECUTE ON FUNCTION auth.sign_out(text) TO authenticated;
 GRANT EXECUTE ON FUNCTION auth.update_user(jsonb) TO authenticated;
 GRANT EXECUTE ON FUNCTION auth.me() TO authenticated, service_role;
 
+-- 2FA: enrolment and status for any signed-in user (an enrolment-only admin session runs as
+-- anon, so anon may call them too: each one requires a verified user id). The second sign-in
+-- step is anonymous and needs the mfa_token.
+REVOKE ALL ON FUNCTION auth.mfa_setup() FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.mfa_enable(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.mfa_disable(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.mfa_status() FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.mfa_verify(text, text, inet) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION auth.mfa_setup() TO anon, authenticated;
+GRANT EXECUTE ON FUNCTION auth.mfa_enable(text) TO anon, authenticated;
+GRANT EXECUTE ON FUNCTION auth.mfa_status() TO anon, authenticated;
+GRANT EXECUTE ON FUNCTION auth.mfa_disable(text, text) TO authenticated;
+GRANT EXECUTE ON FUNCTION auth.mfa_verify(text, text, inet) TO anon;
+
 -- Administration: superuser only.
 REVOKE ALL ON FUNCTION auth.create_user(text, text, text, jsonb, jsonb, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION auth.set_role(uuid, text) FROM PUBLIC;
@@ -66,3 +80,15 @@ COMMENT ON FUNCTION fluxbase.hash_password(text) IS 'Internal: argon2id (19 MiB,
 COMMENT ON FUNCTION fluxbase.verify_password(text, text) IS 'Internal: constant-work password check (a NULL hash verifies a dummy).';
 COMMENT ON FUNCTION fluxbase.password_needs_rehash(text) IS 'Internal: whether a stored hash uses other than the current argon2id parameters.';
 COMMENT ON FUNCTION fluxbase.random_token() IS 'Internal: 32 random bytes (hex) for opaque tokens.';
+REVOKE ALL ON FUNCTION fluxbase.totp_new_secret() FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.totp_uri(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.totp_current_code(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.totp_match(text, text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.encrypt_secret(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.decrypt_secret(text) FROM PUBLIC;
+COMMENT ON FUNCTION fluxbase.totp_new_secret() IS 'Internal: a new 160-bit TOTP secret (base32).';
+COMMENT ON FUNCTION fluxbase.totp_uri(text, text) IS 'Internal: the otpauth:// URI for a secret and account.';
+COMMENT ON FUNCTION fluxbase.totp_current_code(text) IS 'Internal: the current TOTP code of a secret.';
+COMMENT ON FUNCTION fluxbase.totp_match(text, text, bigint) IS 'Internal: the time step a code matches if later than the last used one.';
+COMMENT ON FUNCTION fluxbase.encrypt_secret(text) IS 'Internal: AES-256-GCM under fluxbase.mfa_encryption_key.';
+COMMENT ON FUNCTION fluxbase.decrypt_secret(text) IS 'Internal: decrypt what encrypt_secret produced.';
