@@ -22,6 +22,10 @@ psql:
 test: extension
 	scripts/test.sh
 
+## make bench: performance figures beside their baselines, same run (not a test)
+bench: extension
+	scripts/bench.sh
+
 ## make reset: throw the make-run cluster away (the next make run starts from scratch)
 reset:
 	scripts/cluster.sh destroy .fluxbase/dev

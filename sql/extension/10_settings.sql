@@ -137,3 +137,19 @@ END
 $$;
 COMMENT ON FUNCTION auth.apply_settings(jsonb) IS 'Apply several settings at once (the server passes the yaml auth: section at start); all or nothing.';
 REVOKE ALL ON FUNCTION auth.apply_settings(jsonb) FROM PUBLIC;
+
+-- What a client may know before signing in: the password rules and the 2FA requirements
+-- (GET /api/v1/auth/config). Nothing secret is in auth.settings, but this lists only these.
+CREATE FUNCTION auth.public_config() RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+  SELECT jsonb_build_object(
+    'password_min_length', auth.setting_int('password_min_length'),
+    'password_require_uppercase', auth.setting_bool('password_require_uppercase'),
+    'password_require_lowercase', auth.setting_bool('password_require_lowercase'),
+    'password_require_number', auth.setting_bool('password_require_number'),
+    'password_require_special', auth.setting_bool('password_require_special'),
+    'require_2fa_for_admins', auth.setting_bool('require_2fa_for_admins'),
+    'access_token_expiry_seconds', extract(epoch FROM auth.setting_interval('access_token_expiry'))::bigint,
+    'mfa_types', jsonb_build_array('totp'))
+$$;
+COMMENT ON FUNCTION auth.public_config() IS 'Public auth configuration for clients: password rules, 2FA requirements, token lifetime.';

@@ -174,7 +174,7 @@ BEGIN
       UPDATE auth.users SET email = auth.normalize_email(changes->>'email'), email_verified = false, updated_at = now()
       WHERE id = account.id;
     EXCEPTION WHEN unique_violation THEN
-      RAISE EXCEPTION 'unable to change the email address' USING ERRCODE = 'FB409';
+      RAISE EXCEPTION 'unable to change the email address' USING ERRCODE = 'FB400';
     END;
     PERFORM auth.record_event('auth.email_change', 'success', account.id);
   END IF;

@@ -22,7 +22,7 @@ BEGIN
     RAISE EXCEPTION '2FA setup needs a signed-in user' USING ERRCODE = '42501';
   END IF;
   IF auth.has_mfa(auth.uid()) THEN
-    RAISE EXCEPTION '2FA is already enabled; disable it first' USING ERRCODE = 'FB409';
+    RAISE EXCEPTION '2FA is already enabled; disable it first' USING ERRCODE = 'FB400';
   END IF;
   INSERT INTO auth.mfa_factors (user_id, secret_encrypted)
   VALUES (auth.uid(), fluxbase.encrypt_secret(secret))

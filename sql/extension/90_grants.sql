@@ -58,6 +58,9 @@ GRANT EXECUTE ON FUNCTION auth.mfa_status() TO anon, authenticated;
 GRANT EXECUTE ON FUNCTION auth.mfa_disable(text, text) TO authenticated;
 GRANT EXECUTE ON FUNCTION auth.mfa_verify(text, text, inet) TO anon;
 
+REVOKE ALL ON FUNCTION auth.public_config() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION auth.public_config() TO anon, authenticated, service_role;
+
 -- Administration: superuser only.
 REVOKE ALL ON FUNCTION auth.create_user(text, text, text, jsonb, jsonb, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION auth.set_role(uuid, text) FROM PUBLIC;

@@ -103,7 +103,7 @@ async fn hand_set_claims_do_not_impersonate() {
     )
     .await
     .unwrap();
-    let uid: Option<uuid::Uuid> = db.query_one("SELECT auth.uid()", &[]).await.unwrap().get(0);
+    let uid: Option<String> = db.query_one("SELECT auth.uid()::text", &[]).await.unwrap().get(0);
     assert_eq!(uid, None);
     db.batch_execute("ROLLBACK").await.unwrap();
 

@@ -1,0 +1,108 @@
+//! The `fluxbase` command line. One subcommand per job; `check` (the security report) comes
+//! next and slots in beside `serve`.
+use crate::{build_state, observability, serve_with_shutdown, Config};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fluxbase",
+    version,
+    about = "Fluxbase: a security-first backend on PostgreSQL"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the HTTP server.
+    Serve {
+        /// The configuration file.
+        #[arg(long, short, default_value = "fluxbase.yaml")]
+        config: PathBuf,
+    },
+}
+
+/// Parses the arguments and runs the chosen command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    observability::init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve { config } => runtime.block_on(serve_command(config)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!(error = %message, "fluxbase stopped");
+            eprintln!("fluxbase: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve_command(path: PathBuf) -> Result<(), String> {
+    let config = Config::load(&path).map_err(|e| e.to_string())?;
+    let state = build_state(&config).await.map_err(|e| e.to_string())?;
+    let addr = (config.server.host.as_str(), config.server.port);
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        format!(
+            "cannot listen on {}:{}: {e}",
+            config.server.host, config.server.port
+        )
+    })?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(address = %local, "fluxbase listening");
+    serve_with_shutdown(listener, state, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Ctrl-C or SIGTERM (what container runtimes send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_takes_a_config_path() {
+        let cli = Cli::try_parse_from(["fluxbase", "serve", "--config", "x.yaml"]).unwrap();
+        let Command::Serve { config } = cli.command;
+        assert_eq!(config, PathBuf::from("x.yaml"));
+        let cli = Cli::try_parse_from(["fluxbase", "serve"]).unwrap();
+        let Command::Serve { config } = cli.command;
+        assert_eq!(config, PathBuf::from("fluxbase.yaml"));
+        assert!(Cli::try_parse_from(["fluxbase", "bogus"]).is_err());
+        assert!(Cli::try_parse_from(["fluxbase"]).is_err());
+    }
+}

@@ -1,0 +1,439 @@
+//! `fluxbase.yaml`: loading, `${VAR}` interpolation and validation.
+//!
+//! Why strict: a typo in a security setting that silently falls back to a default is worse
+//! than a server that refuses to start. Every struct denies unknown fields, and every refusal
+//! names the offending key, so the operator knows what to fix.
+//!
+//! Interpolation is textual (before YAML parsing), so `${VAR}` works for any value, numbers
+//! included. An unset variable is an error naming it; `$${` writes a literal `${`.
+use serde::Deserialize;
+use std::path::Path;
+
+/// Schemas that can never be exposed through the API, whatever the configuration says:
+/// they hold accounts, secrets-adjacent internals or the catalogs.
+const FORBIDDEN_SCHEMAS: [&str; 4] = ["auth", "fluxbase", "pg_catalog", "information_schema"];
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config refers to the environment variable {0}, which is not set")]
+    UnsetVariable(String),
+    #[error("config has a malformed ${{...}} reference: {0}")]
+    BadInterpolation(String),
+    #[error("invalid config: {0}")]
+    Parse(String),
+    #[error("invalid config key {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// Where the HTTP server listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// 0 picks a free port (used by tests).
+    #[serde(default = "default_port")]
+    pub port: u16,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: default_host(),
+            port: default_port(),
+        }
+    }
+}
+
+/// The database the server logs in to, as a low-privilege member of `fluxbase_authenticator`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// A `postgres://` URL. Holds a password, so it is never logged (see the Debug impl).
+    pub url: String,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &"<redacted>")
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// The REST API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Schemas whose tables and views are reachable under `/api/v1/tables`. The first is the
+    /// default for `/api/v1/tables/{table}`.
+    #[serde(default = "default_exposed_schemas")]
+    pub exposed_schemas: Vec<String>,
+    /// The most rows one GET returns, whatever `limit` asks for.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            exposed_schemas: default_exposed_schemas(),
+            max_rows: default_max_rows(),
+        }
+    }
+}
+
+fn default_host() -> String {
+    "127.0.0.1".to_owned()
+}
+fn default_port() -> u16 {
+    8080
+}
+fn default_max_connections() -> usize {
+    10
+}
+fn default_exposed_schemas() -> Vec<String> {
+    vec!["public".to_owned()]
+}
+fn default_max_rows() -> u64 {
+    1000
+}
+
+/// Whether a schema may never be exposed (also checked when the schema cache loads).
+pub fn is_forbidden_schema(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    FORBIDDEN_SCHEMAS.contains(&lower.as_str()) || lower.starts_with("pg_")
+}
+
+impl Config {
+    /// Reads, interpolates, parses and validates a config file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_yaml_str(&text)
+    }
+
+    /// Interpolates `${VAR}` from the process environment, parses and validates.
+    pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
+        Self::from_yaml_str_with_env(text, |name| std::env::var(name).ok())
+    }
+
+    /// As [`Config::from_yaml_str`] with an explicit variable lookup (tests use this instead
+    /// of mutating the process environment, which races between test threads).
+    pub fn from_yaml_str_with_env(
+        text: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let text = interpolate(text, lookup)?;
+        // An empty file parses as null; report it as the missing required key instead.
+        let config: Config =
+            serde_norway::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.host.trim().is_empty() {
+            return invalid("server.host", "must not be empty");
+        }
+        if self.database.url.trim().is_empty() {
+            return invalid("database.url", "must not be empty");
+        }
+        // Parse now so a bad URL stops the server at start. The parser's message does not
+        // repeat the URL (which holds the password).
+        if let Err(e) = self.database.url.parse::<tokio_postgres::Config>() {
+            return invalid(
+                "database.url",
+                format!("not a valid PostgreSQL connection URL ({e})"),
+            );
+        }
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections", "must be greater than 0");
+        }
+        if self.api.max_rows == 0 {
+            return invalid("api.max_rows", "must be greater than 0");
+        }
+        if self.api.exposed_schemas.is_empty() {
+            return invalid("api.exposed_schemas", "must name at least one schema");
+        }
+        for (i, schema) in self.api.exposed_schemas.iter().enumerate() {
+            if schema.is_empty() {
+                return invalid("api.exposed_schemas", "contains an empty schema name");
+            }
+            if is_forbidden_schema(schema) {
+                return invalid(
+                    "api.exposed_schemas",
+                    format!("the schema \"{schema}\" can never be exposed (auth, fluxbase, pg_catalog, information_schema and pg_* are internal)"),
+                );
+            }
+            if self.api.exposed_schemas[..i].contains(schema) {
+                return invalid("api.exposed_schemas", format!("lists \"{schema}\" twice"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The schema `/api/v1/tables/{table}` refers to.
+    pub fn default_schema(&self) -> &str {
+        // validate() guarantees at least one.
+        self.api
+            .exposed_schemas
+            .first()
+            .map(String::as_str)
+            .unwrap_or("public")
+    }
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid {
+        key,
+        message: message.into(),
+    })
+}
+
+/// Replaces every `${NAME}` with the variable's value; `$${` is a literal `${`.
+fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos..];
+        if let Some(escaped) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = escaped;
+        } else if let Some(body) = after.strip_prefix("${") {
+            let end = body.find('}').ok_or_else(|| {
+                ConfigError::BadInterpolation("a ${ without its closing }".to_owned())
+            })?;
+            let name = &body[..end];
+            let valid = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !valid {
+                return Err(ConfigError::BadInterpolation(format!(
+                    "\"${{{name}}}\" is not a variable name (letters, digits and _)"
+                )));
+            }
+            let value = lookup(name).ok_or_else(|| ConfigError::UnsetVariable(name.to_owned()))?;
+            out.push_str(&value);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "database: { url: \"postgres://u:p@127.0.0.1:5432/db\" }\n";
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_yaml_str_with_env(text, env(&[]))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.server.host, "127.0.0.1");
+        assert_eq!(c.server.port, 8080);
+        assert_eq!(c.database.max_connections, 10);
+        assert_eq!(c.api.exposed_schemas, vec!["public".to_owned()]);
+        assert_eq!(c.api.max_rows, 1000);
+        assert_eq!(c.default_schema(), "public");
+    }
+
+    #[test]
+    fn full_file_with_interpolation() {
+        let text = r#"
+server: { host: 0.0.0.0, port: ${PORT} }
+database:
+  url: "postgres://fluxbase_server:${FLUXBASE_DB_PASSWORD}@127.0.0.1:5432/fluxbase"
+  max_connections: 4
+api: { exposed_schemas: ["app", "public"], max_rows: 50 }
+"#;
+        let c = Config::from_yaml_str_with_env(
+            text,
+            env(&[("PORT", "0"), ("FLUXBASE_DB_PASSWORD", "s3cret")]),
+        )
+        .unwrap();
+        assert_eq!(c.server.host, "0.0.0.0");
+        assert_eq!(c.server.port, 0);
+        assert_eq!(
+            c.database.url,
+            "postgres://fluxbase_server:s3cret@127.0.0.1:5432/fluxbase"
+        );
+        assert_eq!(c.database.max_connections, 4);
+        assert_eq!(c.default_schema(), "app");
+        assert_eq!(c.api.max_rows, 50);
+        // The password never shows in Debug output (which ends up in logs).
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn unset_variable_is_named() {
+        let err = parse("database: { url: \"postgres://u:${NOPE_NOT_SET}@h/db\" }").unwrap_err();
+        assert!(matches!(&err, ConfigError::UnsetVariable(v) if v == "NOPE_NOT_SET"));
+        assert!(err.to_string().contains("NOPE_NOT_SET"));
+    }
+
+    #[test]
+    fn malformed_references_and_escapes() {
+        assert!(matches!(
+            parse("database: { url: \"${UNCLOSED\" }"),
+            Err(ConfigError::BadInterpolation(_))
+        ));
+        assert!(matches!(
+            parse("database: { url: \"${a-b}\" }"),
+            Err(ConfigError::BadInterpolation(_))
+        ));
+        assert!(matches!(
+            parse("database: { url: \"${}\" }"),
+            Err(ConfigError::BadInterpolation(_))
+        ));
+        assert_eq!(
+            interpolate("a $${X} $5 $", env(&[])).unwrap(),
+            "a ${X} $5 $"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let err =
+            parse("server: { prot: 80 }\ndatabase: { url: \"postgres://u@h/db\" }").unwrap_err();
+        assert!(matches!(err, ConfigError::Parse(_)));
+        assert!(err.to_string().contains("prot"), "{err}");
+        let err = parse("databse: { url: \"postgres://u@h/db\" }").unwrap_err();
+        assert!(err.to_string().contains("databse"), "{err}");
+        let err = parse("database: { url: \"postgres://u@h/db\", max_conections: 3 }").unwrap_err();
+        assert!(err.to_string().contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn database_url_is_required() {
+        let err = parse("server: { port: 1 }").unwrap_err();
+        assert!(err.to_string().contains("database"), "{err}");
+    }
+
+    #[test]
+    fn forbidden_schemas() {
+        for schema in [
+            "auth",
+            "fluxbase",
+            "pg_catalog",
+            "information_schema",
+            "pg_toast",
+            "pg_temp_1",
+            "AUTH",
+        ] {
+            let text = format!("{MINIMAL}api: {{ exposed_schemas: [\"public\", \"{schema}\"] }}\n");
+            let err = parse(&text).unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    ConfigError::Invalid {
+                        key: "api.exposed_schemas",
+                        ..
+                    }
+                ),
+                "{schema}: {err}"
+            );
+            assert!(err.to_string().contains("api.exposed_schemas"));
+        }
+        assert!(parse(&format!("{MINIMAL}api: {{ exposed_schemas: [] }}\n")).is_err());
+        assert!(parse(&format!("{MINIMAL}api: {{ exposed_schemas: [a, a] }}\n")).is_err());
+        assert!(parse(&format!(
+            "{MINIMAL}api: {{ exposed_schemas: [authors, pgx] }}\n"
+        ))
+        .is_ok());
+    }
+
+    #[test]
+    fn numeric_limits() {
+        let err =
+            parse("database: { url: \"postgres://u@h/db\", max_connections: 0 }").unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                key: "database.max_connections",
+                ..
+            }
+        ));
+        let err = parse(&format!("{MINIMAL}api: {{ max_rows: 0 }}\n")).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                key: "api.max_rows",
+                ..
+            }
+        ));
+        let err = parse(&format!("{MINIMAL}server: {{ port: 70000 }}\n")).unwrap_err();
+        assert!(matches!(err, ConfigError::Parse(_)));
+        assert!(parse(&format!("{MINIMAL}server: {{ port: 0 }}\n")).is_ok());
+    }
+
+    #[test]
+    fn bad_database_url() {
+        let err = parse("database: { url: \"postgres://u:hunter2@h:notaport/db\" }").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    key: "database.url",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn load_reads_a_file() {
+        let dir = std::env::temp_dir().join(format!("fluxbase-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("fluxbase.yaml");
+        std::fs::write(&path, MINIMAL).unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.database.max_connections, 10);
+        let err = Config::load(dir.join("missing.yaml")).unwrap_err();
+        assert!(matches!(err, ConfigError::Io { .. }));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

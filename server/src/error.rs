@@ -1,0 +1,475 @@
+//! The one error shape every response uses, and the mapping from PostgreSQL errors to it.
+//!
+//! Why one type: a client (and the black-box tests) must be able to rely on
+//! `{"error", "message", "code", "details", "hint", "request_id"}` for *every* failure —
+//! extractor rejections, unknown routes, database errors and panics alike. Handlers return
+//! [`ApiError`]; the request middleware in [`crate::observability`] fills in the request id
+//! (an `IntoResponse` impl cannot see the request) and turns any stray non-shaped error
+//! response into this shape too.
+//!
+//! Why messages are chosen here and not passed through: a PostgreSQL message can contain SQL,
+//! a constraint's row contents (`Key (email)=(a@b.c) already exists`) or a token's failure
+//! reason. Only messages we wrote ourselves for users (SQLSTATE class `FB`, and `P0001` from
+//! the application's own `RAISE`) reach the client verbatim.
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+/// An error as the API reports it. `code` is a stable UPPER_SNAKE identifier clients may match
+/// on; `message` is a human sentence that never contains SQL or row data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", "Not found")
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "Method not allowed",
+        )
+    }
+
+    /// No credentials where they are required.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "Authentication required",
+        )
+    }
+
+    /// A token was presented and refused. Deliberately generic: the reason (expired, bad
+    /// signature, revoked…) is logged, never sent, so a client learns nothing to probe with.
+    pub fn invalid_token() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_TOKEN",
+            "Invalid or expired token",
+        )
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "Internal server error",
+        )
+    }
+
+    pub fn database_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "DATABASE_UNAVAILABLE",
+            "Database unavailable",
+        )
+    }
+
+    /// The JSON body for this error under `request_id`.
+    pub fn body(&self, request_id: &str) -> Value {
+        json!({
+            "error": self.message,
+            "message": self.message,
+            "code": self.code,
+            "details": Value::Null,
+            "hint": Value::Null,
+            "request_id": request_id,
+        })
+    }
+
+    /// A complete response for this error under `request_id`.
+    pub fn to_response(&self, request_id: &str) -> Response {
+        let mut response = (self.status, axum::Json(self.body(request_id))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6750: tell the client which scheme is expected.
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    /// Renders with an empty request id and attaches the error itself as a response
+    /// extension; the request middleware re-renders it with the real id.
+    fn into_response(self) -> Response {
+        let mut response = self.to_response("");
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// What the database said, reduced to what the mapping needs (so it can be unit-tested
+/// without a `tokio_postgres::Error`, which cannot be constructed outside that crate).
+#[derive(Debug, Clone, Copy)]
+pub struct DbFailure<'a> {
+    pub sqlstate: &'a str,
+    pub message: &'a str,
+    pub column: Option<&'a str>,
+    pub constraint: Option<&'a str>,
+}
+
+/// Maps a PostgreSQL error to the API error. `token_given` tells a refused anonymous request
+/// (401: authenticate and retry) from a refused signed-in one (403: you may not).
+pub fn map_db_failure(f: DbFailure<'_>, token_given: bool) -> ApiError {
+    use StatusCode as S;
+    let code = f.sqlstate;
+    match code {
+        "28000" => ApiError::invalid_token(),
+        "28P01" => ApiError::new(
+            S::UNAUTHORIZED,
+            "INVALID_CREDENTIALS",
+            "Invalid login credentials",
+        ),
+        "42501" if token_given => ApiError::new(S::FORBIDDEN, "FORBIDDEN", "Permission denied"),
+        "42501" => ApiError::new(S::UNAUTHORIZED, "UNAUTHORIZED", "Permission denied"),
+        "23505" => ApiError::new(
+            S::CONFLICT,
+            "CONFLICT",
+            "A row with the same unique value already exists",
+        ),
+        "23503" => ApiError::new(
+            S::CONFLICT,
+            "FOREIGN_KEY_VIOLATION",
+            "The row references a row that does not exist, or is still referenced",
+        ),
+        "23502" => ApiError::bad_request(
+            "CONSTRAINT_VIOLATION",
+            match f.column {
+                // A column name is schema, not row contents.
+                Some(column) => format!("A value is required for column \"{column}\""),
+                None => "A required value is missing".to_owned(),
+            },
+        ),
+        "23514" => ApiError::bad_request(
+            "CONSTRAINT_VIOLATION",
+            match f.constraint {
+                Some(constraint) => {
+                    format!("A value violates the check constraint \"{constraint}\"")
+                }
+                None => "A value violates a check constraint".to_owned(),
+            },
+        ),
+        "23P01" => ApiError::new(
+            S::CONFLICT,
+            "CONFLICT",
+            "The row conflicts with an existing row",
+        ),
+        "428C9" => ApiError::bad_request(
+            "CONSTRAINT_VIOLATION",
+            "A generated column cannot be written",
+        ),
+        "25006" => ApiError::new(
+            S::METHOD_NOT_ALLOWED,
+            "READ_ONLY_TRANSACTION",
+            "This request cannot write data; use POST, PATCH or DELETE",
+        ),
+        "P0001" => ApiError::bad_request("RAISED", f.message),
+        // Raised when the schema changed after the cache was loaded.
+        "42P01" => ApiError::new(S::NOT_FOUND, "TABLE_NOT_FOUND", "Table not found"),
+        "42703" => ApiError::bad_request("UNKNOWN_COLUMN", "Unknown column"),
+        "42883" => ApiError::bad_request(
+            "UNSUPPORTED_OPERATION",
+            "An operator or function is not available for this column's type",
+        ),
+        "57014" => ApiError::new(
+            S::SERVICE_UNAVAILABLE,
+            "STATEMENT_TIMEOUT",
+            "The statement took too long",
+        ),
+        "53300" => ApiError::database_unavailable(),
+        // Our own, user-facing messages (written in sql/extension for clients).
+        "FB400" => ApiError::bad_request("VALIDATION_ERROR", f.message),
+        "FB409" => ApiError::bad_request("SIGNUP_FAILED", f.message),
+        _ if code.starts_with("FB") => ApiError::bad_request("BAD_REQUEST", f.message),
+        // Class 22: a value that does not fit. The DB message may quote a stored value (a
+        // cast in a view), so only the kind of problem is reported.
+        _ if code.starts_with("22") => {
+            ApiError::bad_request("INVALID_VALUE", invalid_value_message(code))
+        }
+        // Class 08: the connection broke.
+        _ if code.starts_with("08") => ApiError::database_unavailable(),
+        _ => ApiError::internal(),
+    }
+}
+
+fn invalid_value_message(sqlstate: &str) -> &'static str {
+    match sqlstate {
+        "22P02" => "A value has the wrong format for its column's type",
+        "22001" => "A value is too long for its column",
+        "22003" => "A numeric value is out of range",
+        "22007" | "22008" => "A date or time value is invalid",
+        "22P05" | "22021" => "A value contains characters that cannot be stored",
+        "22012" => "Division by zero",
+        "22023" => "A parameter has an invalid value",
+        "22004" => "A value must not be null",
+        "22030" | "22032" | "2203A" | "2203B" | "2203C" | "2203D" => "A JSON value is invalid",
+        _ => "A value is invalid",
+    }
+}
+
+/// Maps a `tokio_postgres` error (logged here with the request id, never sent) to the API
+/// error. Errors without a SQLSTATE are broken connections.
+pub fn from_db_error(err: &tokio_postgres::Error, token_given: bool, request_id: &str) -> ApiError {
+    let Some(db) = err.as_db_error() else {
+        tracing::error!(request_id, error = %err, "database connection error");
+        return ApiError::database_unavailable();
+    };
+    let failure = DbFailure {
+        sqlstate: db.code().code(),
+        message: db.message(),
+        column: db.column(),
+        constraint: db.constraint(),
+    };
+    let api = map_db_failure(failure, token_given);
+    let sqlstate = failure.sqlstate;
+    if api.status.is_server_error() {
+        tracing::error!(
+            request_id,
+            sqlstate,
+            db_message = failure.message,
+            "database error"
+        );
+    } else if sqlstate.starts_with("28") || sqlstate.starts_with("FB") {
+        // Messages the extension wrote (why a token was refused): no client data in them.
+        tracing::info!(
+            request_id,
+            sqlstate,
+            db_message = failure.message,
+            "request refused by the database"
+        );
+    } else {
+        // Other refusals (RLS, constraints, bad values) can quote the client's values, which
+        // may be personal data: the message only at debug level.
+        tracing::info!(request_id, sqlstate, "request refused by the database");
+        tracing::debug!(
+            request_id,
+            sqlstate,
+            db_message = failure.message,
+            "database refusal detail"
+        );
+    }
+    api
+}
+
+/// Maps a pool failure: a timeout or refused connection means the database is unavailable.
+pub fn from_pool_error(
+    err: &deadpool_postgres::PoolError,
+    token_given: bool,
+    request_id: &str,
+) -> ApiError {
+    match err {
+        deadpool_postgres::PoolError::Backend(e) => from_db_error(e, token_given, request_id),
+        other => {
+            tracing::error!(request_id, error = %other, "could not get a database connection");
+            ApiError::database_unavailable()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(code: &str, message: &str, token: bool) -> ApiError {
+        map_db_failure(
+            DbFailure {
+                sqlstate: code,
+                message,
+                column: None,
+                constraint: None,
+            },
+            token,
+        )
+    }
+
+    #[test]
+    fn token_refusal_is_generic() {
+        let e = map("28000", "invalid token: the token has expired", true);
+        assert_eq!(e.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(e.code, "INVALID_TOKEN");
+        assert_eq!(e.message, "Invalid or expired token");
+        assert!(!e.message.contains("expired token:"));
+    }
+
+    #[test]
+    fn bad_credentials() {
+        let e = map("28P01", "invalid login credentials", false);
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS")
+        );
+        assert_eq!(e.message, "Invalid login credentials");
+    }
+
+    #[test]
+    fn fluxbase_codes_pass_their_message() {
+        let e = map("FB400", "a valid email address is required", false);
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::BAD_REQUEST, "VALIDATION_ERROR")
+        );
+        assert_eq!(e.message, "a valid email address is required");
+        let e = map(
+            "FB409",
+            "unable to sign up with this email and password",
+            false,
+        );
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::BAD_REQUEST, "SIGNUP_FAILED")
+        );
+        let e = map("FB422", "something of ours", false);
+        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "BAD_REQUEST"));
+        assert_eq!(e.message, "something of ours");
+    }
+
+    #[test]
+    fn privilege_depends_on_token() {
+        let e = map(
+            "42501",
+            "new row violates row-level security policy for table \"posts\"",
+            true,
+        );
+        assert_eq!((e.status, e.code), (StatusCode::FORBIDDEN, "FORBIDDEN"));
+        assert_eq!(e.message, "Permission denied");
+        let e = map("42501", "permission denied for table posts", false);
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+        );
+        assert!(!e.message.contains("posts"));
+    }
+
+    #[test]
+    fn constraints_never_echo_row_contents() {
+        let e = map(
+            "23505",
+            "duplicate key value violates unique constraint \"u\" Key (email)=(a@b.c)",
+            true,
+        );
+        assert_eq!((e.status, e.code), (StatusCode::CONFLICT, "CONFLICT"));
+        assert!(!e.message.contains("a@b.c"));
+        let e = map(
+            "23503",
+            "insert or update violates foreign key constraint",
+            true,
+        );
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::CONFLICT, "FOREIGN_KEY_VIOLATION")
+        );
+        for code in ["23502", "23514"] {
+            let e = map(code, "null value in column \"x\" of relation \"t\" violates not-null constraint Failing row contains (1, secret)", true);
+            assert_eq!(
+                (e.status, e.code),
+                (StatusCode::BAD_REQUEST, "CONSTRAINT_VIOLATION")
+            );
+            assert!(!e.message.contains("secret"));
+        }
+        let e = map_db_failure(
+            DbFailure {
+                sqlstate: "23502",
+                message: "x",
+                column: Some("title"),
+                constraint: None,
+            },
+            true,
+        );
+        assert!(e.message.contains("\"title\""));
+    }
+
+    #[test]
+    fn bad_values_are_400_without_the_value() {
+        let e = map(
+            "22P02",
+            "invalid input syntax for type uuid: \"not-a-uuid\"",
+            false,
+        );
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::BAD_REQUEST, "INVALID_VALUE")
+        );
+        assert!(!e.message.contains("not-a-uuid"));
+        let e = map("22003", "value out of range", false);
+        assert_eq!(e.code, "INVALID_VALUE");
+    }
+
+    #[test]
+    fn raised_and_read_only() {
+        let e = map("P0001", "posts must have a title", true);
+        assert_eq!(
+            (e.status, e.code, e.message.as_str()),
+            (StatusCode::BAD_REQUEST, "RAISED", "posts must have a title")
+        );
+        let e = map(
+            "25006",
+            "cannot execute INSERT in a read-only transaction",
+            true,
+        );
+        assert_eq!(e.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(!e.message.contains("INSERT"));
+    }
+
+    #[test]
+    fn everything_else_is_internal_and_silent() {
+        let e = map(
+            "XX000",
+            "SELECT secret FROM somewhere failed at line 3",
+            true,
+        );
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR")
+        );
+        assert_eq!(e.message, "Internal server error");
+        let e = map("08006", "connection failure", true);
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn body_has_the_shape() {
+        let body = ApiError::not_found().body("abc");
+        assert_eq!(body["error"], "Not found");
+        assert_eq!(body["message"], "Not found");
+        assert_eq!(body["code"], "NOT_FOUND");
+        assert!(body["details"].is_null());
+        assert!(body["hint"].is_null());
+        assert_eq!(body["request_id"], "abc");
+        assert_eq!(body.as_object().map(|o| o.len()), Some(6));
+    }
+}

@@ -1,0 +1,179 @@
+//! Fluxbase server: the thin HTTP layer in front of PostgreSQL and the `fluxbase` extension.
+//!
+//! Every API request becomes one short transaction that starts with
+//! `auth.authenticate(<bearer token>)`; PostgreSQL (the extension, grants and RLS) decides
+//! everything else. The server holds no user data and no signing secret.
+//!
+//! Modules, one concern each:
+//! - [`config`]: `fluxbase.yaml` (interpolation, validation).
+//! - [`db`]: the pool and [`db::with_request_tx`], the per-request transaction.
+//! - [`error`]: the error shape and the SQLSTATE mapping.
+//! - [`extract`]: extractors whose rejections use the error shape.
+//! - [`observability`]: request ids, the access log, error-shape enforcement.
+//! - [`routes`]: `/health`, `/api/v1/auth/…`, `/api/v1/tables/…`.
+//! - [`rest`]: schema cache, query parsing and SQL building for the tables API.
+//! - [`cli`]: the `fluxbase` command line.
+//!
+//! For tests: [`app`] gives the router without a socket (use [`AppState::lazy`] when no
+//! database is needed), [`serve`] runs it on a listener you bound (e.g. `127.0.0.1:0`).
+use axum::Router;
+use deadpool_postgres::Pool;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod extract;
+pub mod observability;
+pub mod rest;
+pub mod routes;
+
+pub use config::{Config, ConfigError};
+pub use error::ApiError;
+
+use rest::schema_cache::{RelationKind, SchemaCache, SchemaCacheHandle};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Pool(#[from] db::PoolSetupError),
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error("cannot load the schema cache: {0}")]
+    SchemaCache(String),
+}
+
+/// Shared state of all requests: the configuration, the pool and the schema cache. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+struct StateInner {
+    config: Config,
+    pool: Pool,
+    schema: SchemaCacheHandle,
+}
+
+impl AppState {
+    /// A state whose pool has no connections yet and whose schema cache is empty (it loads
+    /// on the first request that names a table). Needs no reachable database, so router tests
+    /// use it.
+    pub fn lazy(config: &Config) -> Result<AppState, StartupError> {
+        let pool = db::create_pool(&config.database)?;
+        let schema = SchemaCacheHandle::new(
+            config.api.exposed_schemas.clone(),
+            SchemaCache::default(),
+            false,
+        );
+        Ok(AppState {
+            inner: Arc::new(StateInner {
+                config: config.clone(),
+                pool,
+                schema,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    pub fn schema(&self) -> &SchemaCacheHandle {
+        &self.inner.schema
+    }
+}
+
+/// Builds the state for a real server: the pool, a first connection (so a wrong URL or
+/// password stops the server at start) and the schema cache. Warns about every exposed
+/// table with row-level security off.
+pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
+    let state = AppState::lazy(config)?;
+    let client = state
+        .pool()
+        .get()
+        .await
+        .map_err(|e| StartupError::Connect(error_chain(&e)))?;
+    state
+        .schema()
+        .reload(&client)
+        .await
+        .map_err(|e| StartupError::SchemaCache(error_chain(&e)))?;
+    report_tables_without_rls(&state.schema().snapshot());
+    Ok(state)
+}
+
+/// An error and its causes, `: `-separated ("error connecting to server: Connection
+/// refused"): the top-level messages of the database errors alone do not say what failed.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Security property 5: an exposed table with RLS off is readable and writable by anyone
+/// its grants allow, row by row; say so loudly at start.
+fn report_tables_without_rls(cache: &SchemaCache) {
+    let mut names: Vec<String> = cache
+        .tables()
+        .filter(|t| {
+            matches!(t.kind, RelationKind::Table | RelationKind::PartitionedTable) && !t.rls_enabled
+        })
+        .map(|t| format!("{}.{}", t.schema, t.name))
+        .collect();
+    names.sort();
+    for name in names {
+        tracing::warn!(table = %name, "exposed table has row-level security disabled");
+    }
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", axum::routing::get(routes::health::health))
+        .nest("/api/v1", routes::api_router())
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        // Inside the request middleware, so a panic's 500 still gets a request id.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            observability::panic_response,
+        ))
+        .layer(axum::middleware::from_fn(observability::request_context))
+        .with_state(state)
+}
+
+/// Serves the application on `listener` until the task is dropped. The peer address of each
+/// connection is recorded (see [`observability::RequestContext`]).
+pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    serve_with_shutdown(listener, state, std::future::pending()).await
+}
+
+/// As [`serve`], finishing in-flight requests and returning once `shutdown` completes.
+pub async fn serve_with_shutdown(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,288 @@
+//! The router without a database: everything decided before the first SQL statement.
+//!
+//! The pool points at a port nothing listens on; deadpool only connects on demand, so the
+//! router builds, and routes that would need the database answer 503 in the error shape.
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use fluxbase_server::{app, AppState, Config};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+const CONFIG: &str = r#"
+server: { host: 127.0.0.1, port: 0 }
+database: { url: "postgres://fluxbase_server:pw@127.0.0.1:1/fluxbase", max_connections: 2 }
+api: { exposed_schemas: ["public", "app"] }
+"#;
+
+fn router() -> Router {
+    let config = Config::from_yaml_str(CONFIG).expect("test config");
+    app(AppState::lazy(&config).expect("lazy state"))
+}
+
+async fn send(req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let response = router().oneshot(req).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("JSON body")
+    };
+    (status, headers, body)
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn post_json(uri: &str, body: &str) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+/// The error shape, with the request id matching the `X-Request-Id` header.
+fn assert_error_shape(headers: &axum::http::HeaderMap, body: &Value, code: &str) {
+    let obj = body
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {body}"));
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["code", "details", "error", "hint", "message", "request_id"]
+    );
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["error"], body["message"]);
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(body["details"].is_null() && body["hint"].is_null());
+    let id = headers
+        .get("x-request-id")
+        .expect("X-Request-Id")
+        .to_str()
+        .unwrap();
+    assert_eq!(body["request_id"], id);
+    assert!(
+        uuid::Uuid::parse_str(id).is_ok(),
+        "request id is a UUID: {id}"
+    );
+    assert_eq!(
+        headers.get(header::CONTENT_TYPE).unwrap(),
+        "application/json"
+    );
+}
+
+#[tokio::test]
+async fn unknown_route_is_404_in_the_shape() {
+    for uri in [
+        "/nope",
+        "/api/v1/nope",
+        "/api/v1/tables",
+        "/api/v1/tables/a/b/c",
+    ] {
+        let (status, headers, body) = send(get(uri)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert_error_shape(&headers, &body, "NOT_FOUND");
+    }
+}
+
+#[tokio::test]
+async fn request_ids_are_fresh_and_not_taken_from_the_client() {
+    let req = Request::get("/nope")
+        .header("x-request-id", "forged")
+        .body(Body::empty())
+        .unwrap();
+    let (_, h1, b1) = send(req).await;
+    let (_, h2, _) = send(get("/nope")).await;
+    assert_ne!(b1["request_id"], "forged");
+    assert_ne!(h1.get("x-request-id"), h2.get("x-request-id"));
+}
+
+#[tokio::test]
+async fn wrong_method_is_405_in_the_shape() {
+    let req = Request::builder()
+        .method(Method::PUT)
+        .uri("/api/v1/auth/signin")
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, body) = send(req).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_error_shape(&headers, &body, "METHOD_NOT_ALLOWED");
+    let req = Request::builder()
+        .method(Method::PUT)
+        .uri("/api/v1/tables/posts")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = send(req).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["code"], "METHOD_NOT_ALLOWED");
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_invalid_json() {
+    for body in ["{", "not json", "", "{\"email\": }"] {
+        let (status, headers, json) = send(post_json("/api/v1/auth/signin", body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}");
+        assert_error_shape(&headers, &json, "INVALID_JSON");
+    }
+    let (status, _, json) = send(post_json("/api/v1/tables/posts", "[1,")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(json["code"], "INVALID_JSON");
+}
+
+#[tokio::test]
+async fn wrong_content_type_is_400_invalid_json() {
+    let req = Request::post("/api/v1/auth/signup")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from("{\"email\":\"a@b.co\",\"password\":\"x\"}"))
+        .unwrap();
+    let (status, headers, body) = send(req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error_shape(&headers, &body, "INVALID_JSON");
+    let req = Request::post("/api/v1/auth/signin")
+        .body(Body::from("{}"))
+        .unwrap();
+    let (status, _, body) = send(req).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("INVALID_JSON"))
+    );
+}
+
+#[tokio::test]
+async fn unknown_body_fields_are_refused() {
+    let (status, headers, body) = send(post_json(
+        "/api/v1/auth/signup",
+        r#"{"email":"a@b.co","password":"pw","role":"service_role"}"#,
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error_shape(&headers, &body, "VALIDATION_ERROR");
+    assert!(body["message"].as_str().unwrap().contains("role"));
+    let (status, _, body) = send(post_json(
+        "/api/v1/auth/login",
+        r#"{"email":5,"password":"pw"}"#,
+    ))
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("VALIDATION_ERROR"))
+    );
+}
+
+#[tokio::test]
+async fn current_user_needs_a_bearer_token() {
+    let (status, headers, body) = send(get("/api/v1/auth/user")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_error_shape(&headers, &body, "UNAUTHORIZED");
+    assert_eq!(headers.get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
+    for auth in ["Basic dXNlcjpwdw==", "Bearer", "Token abc", "Bearer a b"] {
+        let req = Request::get("/api/v1/auth/user")
+            .header(header::AUTHORIZATION, auth)
+            .body(Body::empty())
+            .unwrap();
+        let (status, headers, body) = send(req).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth}");
+        assert_error_shape(&headers, &body, "INVALID_TOKEN");
+    }
+}
+
+#[tokio::test]
+async fn malformed_authorization_is_refused_on_tables_too() {
+    let req = Request::get("/api/v1/tables/posts")
+        .header(header::AUTHORIZATION, "Basic abc")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = send(req).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("INVALID_TOKEN"))
+    );
+}
+
+#[tokio::test]
+async fn unexposed_schemas_are_not_found() {
+    for uri in [
+        "/api/v1/tables/auth/users",
+        "/api/v1/tables/fluxbase/anything",
+        "/api/v1/tables/pg_catalog/pg_authid",
+        "/api/v1/tables/information_schema/tables",
+        "/api/v1/tables/other/posts",
+    ] {
+        let (status, headers, body) = send(get(uri)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert_error_shape(&headers, &body, "TABLE_NOT_FOUND");
+    }
+    let req = Request::delete("/api/v1/tables/auth/users")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = send(req).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("TABLE_NOT_FOUND"))
+    );
+}
+
+#[tokio::test]
+async fn database_down_is_503_in_the_shape() {
+    let (status, headers, body) = send(get("/api/v1/tables/posts")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_error_shape(&headers, &body, "DATABASE_UNAVAILABLE");
+    let (status, _, body) = send(post_json(
+        "/api/v1/auth/signin",
+        r#"{"email":"a@b.co","password":"pw"}"#,
+    ))
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["code"], "DATABASE_UNAVAILABLE");
+    assert!(!body["message"].as_str().unwrap().contains("pw"));
+}
+
+#[tokio::test]
+async fn health_reports_degraded_without_database() {
+    let started = std::time::Instant::now();
+    let (status, headers, body) = send(get("/health")).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["services"]["database"], "unavailable");
+    let ts = body["timestamp"].as_str().unwrap();
+    assert!(
+        time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok(),
+        "{ts}"
+    );
+    assert!(headers.get("x-request-id").is_some());
+}
+
+/// The real server on port 0: a raw HTTP/1.1 request over TCP.
+#[tokio::test]
+async fn serve_answers_on_a_socket() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = Config::from_yaml_str(CONFIG).unwrap();
+    let state = AppState::lazy(&config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(fluxbase_server::serve(listener, state));
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET /definitely-not-here HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    server.abort();
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+    assert!(response.to_ascii_lowercase().contains("x-request-id:"));
+    assert!(response.contains("\"code\":\"NOT_FOUND\""));
+}
