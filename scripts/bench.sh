@@ -29,7 +29,9 @@ psql_admin -v token="$token" -f bench/auth_micro.sql 2>&1 | sed -n 's/^.*NOTICE:
 psql_admin -f bench/auth_signin_latency.sql 2>&1 | sed -n 's/^.*NOTICE:  //p'
 
 tps() { sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1; }
-verified=$(PGPASSWORD="$FLUXBASE_DB_PASSWORD" "$PGBENCH" -h 127.0.0.1 -p "$port" -U fluxbase_server -n -M prepared \
+# Both over the same Unix socket: the verified one as the server's login role, the unchecked
+# one as a superuser (the role guard refuses a hand-made SET ROLE from any other role).
+verified=$("$PGBENCH" -h "$socket" -p "$port" -U fluxbase_server -n -M prepared \
   -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" -D token="$token" -f bench/auth_verified.pgbench bench 2>/dev/null | tps)
 unchecked=$("$PGBENCH" -h "$socket" -p "$port" -U postgres -n -M prepared \
   -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" -D claims="$claims" -f bench/auth_unchecked.pgbench bench 2>/dev/null | tps)

@@ -47,7 +47,9 @@ psql_admin() {
 start() {
   local root; root=$(pg_root)
   if as_pg "$PGBIN/pg_ctl" -D "$root/data" status >/dev/null 2>&1; then return 0; fi
-  as_pg "$PGBIN/pg_ctl" -D "$root/data" -l "$root/postgres.log" -w -t 60 start >/dev/null
+  # RUST_BACKTRACE in the caller's environment would make the extension (pgrx) attach Rust
+  # backtraces to error details that clients receive; the server never inherits it.
+  as_pg env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PGBIN/pg_ctl" -D "$root/data" -l "$root/postgres.log" -w -t 60 start >/dev/null
 }
 
 init() {

@@ -53,9 +53,11 @@ pub fn sign(claims: &Value) -> Result<String, TokenError> {
     encode(&header, claims, &EncodingKey::from_secret(&secret).map_err(|_| TokenError::Malformed)?).map_err(|_| TokenError::Malformed)
 }
 
-/// Verifies signature, algorithm, `exp`, `nbf`, `iss`, `aud` and the token type, and returns
-/// the claims. No clock leeway: the database is the only verifier, so there is no skew.
-pub fn verify(token: &str, issuer: &str, audience: &str) -> Result<Value, TokenError> {
+/// Verifies signature, algorithm, key id, `exp`, `nbf` and the token type, and returns the
+/// claims (`iss` and `aud` are checked by [`check_issuer_and_audience`] once the expected
+/// values are read, in the same database round as the revocation check). No clock leeway:
+/// the database is the only verifier, so there is no skew.
+pub fn verify(token: &str) -> Result<Value, TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
         ErrorKind::InvalidAlgorithmName => TokenError::WrongAlgorithm,
         _ => TokenError::Malformed,
@@ -66,8 +68,7 @@ pub fn verify(token: &str, issuer: &str, audience: &str) -> Result<Value, TokenE
     let mut validation = Validation::new(ALGORITHM);
     validation.leeway = 0;
     validation.validate_nbf = true;
-    validation.set_issuer(&[issuer]);
-    validation.set_audience(&[audience]);
+    validation.validate_aud = false;
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud"]);
     let data = decode::<Value>(token, &DecodingKey::from_secret(&secret).map_err(|_| TokenError::Malformed)?, &validation).map_err(|e| match e.kind() {
         ErrorKind::InvalidSignature => TokenError::BadSignature,
@@ -89,6 +90,23 @@ pub fn verify(token: &str, issuer: &str, audience: &str) -> Result<Value, TokenE
         }
     }
     Ok(claims)
+}
+
+/// `iss` must equal `issuer`; `aud` must be `audience` or an array containing it.
+pub fn check_issuer_and_audience(claims: &Value, issuer: &str, audience: &str) -> Result<(), TokenError> {
+    if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
+        return Err(TokenError::WrongIssuer);
+    }
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => a == audience,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
+        _ => false,
+    };
+    if aud_ok {
+        Ok(())
+    } else {
+        Err(TokenError::WrongAudience)
+    }
 }
 
 #[pgrx::pg_schema]

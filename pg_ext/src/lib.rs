@@ -7,6 +7,7 @@
 //! - [`mfa`]: TOTP secrets, their encryption at rest, replay-proof code checks.
 //! - [`claims`]: the verified claims of the current transaction, kept in backend memory, and
 //!   `auth.uid()` and friends that read them.
+//! - [`kernel_queries`]: the per-request lookups, prepared once per backend.
 //! - [`role_switch`]: switching the transaction to `anon` / `authenticated` / `service_role`.
 //! - [`guard`]: refuses statements run as an API role that was not switched to by
 //!   `auth.authenticate` (so `SET ROLE service_role` by hand gets nowhere).
@@ -20,6 +21,7 @@ mod claims;
 mod errors;
 mod guard;
 mod jwt;
+mod kernel_queries;
 mod mfa;
 mod password;
 mod role_switch;

@@ -103,23 +103,6 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog AS $$
 $$;
 COMMENT ON FUNCTION auth.token_hash(text) IS 'SHA-256 of an opaque token (refresh, reset, challenge): only the hash is stored.';
 
--- Whether a verified token may still be used: not blacklisted, its session live, its user
--- present and not banned. auth.authenticate calls this for every token.
-CREATE FUNCTION auth.token_is_active(jti text, session_id uuid, user_id uuid) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
-  SELECT NOT EXISTS (SELECT FROM auth.revoked_tokens r WHERE r.jti = token_is_active.jti)
-     AND (token_is_active.user_id IS NULL OR (
-           token_is_active.session_id IS NOT NULL
-       AND EXISTS (SELECT FROM auth.sessions s
-                   WHERE s.id = token_is_active.session_id AND s.user_id = token_is_active.user_id
-                     AND s.revoked_at IS NULL AND s.expires_at > now())
-       AND EXISTS (SELECT FROM auth.users u
-                   WHERE u.id = token_is_active.user_id AND (u.banned_until IS NULL OR u.banned_until <= now()))))
-$$;
-COMMENT ON FUNCTION auth.token_is_active(text, uuid, uuid) IS
-  'Internal: a verified token is usable only if its jti is not revoked and (for user tokens) its session is live and its user exists unbanned.';
-REVOKE ALL ON FUNCTION auth.token_is_active(text, uuid, uuid) FROM PUBLIC;
-
 -- Revokes a session (idempotent), recording why.
 CREATE FUNCTION auth.revoke_session(session_id uuid, reason text) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$

@@ -19,7 +19,6 @@ GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role, fluxbase_authen
 REVOKE ALL ON FUNCTION auth.authenticate(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION auth.create_password_reset(text, inet) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION auth.authenticate(text) TO fluxbase_authenticator;
-GRANT EXECUTE ON FUNCTION auth.token_is_active(text, uuid, uuid) TO fluxbase_authenticator;
 GRANT EXECUTE ON FUNCTION auth.apply_settings(jsonb) TO fluxbase_authenticator;
 GRANT EXECUTE ON FUNCTION auth.create_password_reset(text, inet) TO fluxbase_authenticator;
 
