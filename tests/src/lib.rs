@@ -161,6 +161,61 @@ impl TestApp {
     }
 }
 
+/// A real SMTP server on loopback (mailin-embedded) that keeps every message it receives.
+pub struct SmtpSink {
+    pub port: u16,
+    messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+#[derive(Clone)]
+struct SinkHandler {
+    current: Vec<u8>,
+    messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl mailin_embedded::Handler for SinkHandler {
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.current.extend_from_slice(buf);
+        Ok(())
+    }
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        let message = String::from_utf8_lossy(&std::mem::take(&mut self.current)).into_owned();
+        self.messages.lock().unwrap().push(message);
+        mailin_embedded::response::OK
+    }
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind SMTP sink");
+        let port = listener.local_addr().unwrap().port();
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let handler = SinkHandler { current: Vec::new(), messages: messages.clone() };
+        std::thread::spawn(move || {
+            let mut server = mailin_embedded::Server::new(handler);
+            server.with_name("sink.test").with_num_threads(2).with_tcp_listener(listener);
+            let _ = server.serve();
+        });
+        SmtpSink { port, messages }
+    }
+
+    /// Waits (up to 10 s) until at least `n` messages arrived and returns them all.
+    pub async fn wait_for(&self, n: usize) -> Vec<String> {
+        for _ in 0..200 {
+            let got = self.messages.lock().unwrap().clone();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("expected {n} e-mail(s), got {}", self.messages.lock().unwrap().len());
+    }
+
+    pub fn count(&self) -> usize {
+        self.messages.lock().unwrap().len()
+    }
+}
+
 /// Standard valid access-token claims for a random user, `overrides` merged on top.
 pub fn claims(overrides: Value) -> Value {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
