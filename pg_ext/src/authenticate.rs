@@ -5,7 +5,10 @@ use pgrx::prelude::*;
 use serde_json::{json, Value};
 
 fn refuse(reason: jwt::TokenError) -> ! {
-    raise(PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION, format!("invalid token: {}", reason.message()))
+    raise(
+        PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+        format!("invalid token: {}", reason.message()),
+    )
 }
 
 /// The string claim `name`, which must be a UUID when present.
@@ -27,8 +30,13 @@ fn verified_claims(token: Option<&str>) -> Value {
     };
     let claims = jwt::verify(token).unwrap_or_else(|e| refuse(e));
     let jti = claims["jti"].as_str().unwrap_or_default();
-    let check = kernel_queries::check_token(jti, uuid_claim(&claims, "session_id"), uuid_claim(&claims, "sub"));
-    jwt::check_issuer_and_audience(&claims, &check.issuer, &check.audience).unwrap_or_else(|e| refuse(e));
+    let check = kernel_queries::check_token(
+        jti,
+        uuid_claim(&claims, "session_id"),
+        uuid_claim(&claims, "sub"),
+    );
+    jwt::check_issuer_and_audience(&claims, &check.issuer, &check.audience)
+        .unwrap_or_else(|e| refuse(e));
     if !check.active {
         refuse(jwt::TokenError::Revoked);
     }
@@ -38,8 +46,12 @@ fn verified_claims(token: Option<&str>) -> Value {
 pub fn authenticate(token: Option<&str>) {
     let claims = verified_claims(token);
     let app_role = claims.get("role").and_then(Value::as_str).unwrap_or("anon");
-    let enrollment_only = claims.get("mfa_enrollment_required").and_then(Value::as_bool).unwrap_or(false);
-    let role_oid = role_switch::switch_to(role_switch::database_role_for(app_role, enrollment_only));
+    let enrollment_only = claims
+        .get("mfa_enrollment_required")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let role_oid =
+        role_switch::switch_to(role_switch::database_role_for(app_role, enrollment_only));
     // PostgREST-compatible, for policies written for it; the auth.* functions do not trust it.
     role_switch::set_local("request.jwt.claims", &claims.to_string());
     claims::publish(role_oid, claims);

@@ -28,7 +28,11 @@ fn current_lxid() -> u32 {
 
 /// Records the claims just verified for this transaction and role.
 pub fn publish(role_oid: pg_sys::Oid, claims: Value) {
-    let v = Verified { lxid: current_lxid(), role_oid, claims };
+    let v = Verified {
+        lxid: current_lxid(),
+        role_oid,
+        claims,
+    };
     CURRENT.with(|c| *c.borrow_mut() = Some(v));
 }
 

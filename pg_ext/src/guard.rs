@@ -71,7 +71,9 @@ unsafe fn is_harmless_utility(stmt: *mut pg_sys::PlannedStmt) -> bool {
     !node.is_null()
         && matches!(
             (*node).type_,
-            pg_sys::NodeTag::T_TransactionStmt | pg_sys::NodeTag::T_VariableSetStmt | pg_sys::NodeTag::T_DiscardStmt
+            pg_sys::NodeTag::T_TransactionStmt
+                | pg_sys::NodeTag::T_VariableSetStmt
+                | pg_sys::NodeTag::T_DiscardStmt
         )
 }
 
@@ -91,7 +93,25 @@ unsafe extern "C-unwind" fn process_utility(
         check_current_role();
     }
     match PREV_PROCESS_UTILITY {
-        Some(prev) => prev(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc),
-        None => pg_sys::standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc),
+        Some(prev) => prev(
+            pstmt,
+            query_string,
+            read_only_tree,
+            context,
+            params,
+            query_env,
+            dest,
+            qc,
+        ),
+        None => pg_sys::standard_ProcessUtility(
+            pstmt,
+            query_string,
+            read_only_tree,
+            context,
+            params,
+            query_env,
+            dest,
+            qc,
+        ),
     }
 }

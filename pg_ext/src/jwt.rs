@@ -35,9 +35,13 @@ impl TokenError {
             TokenError::NotYetValid => "the token is not valid yet (nbf is in the future)".into(),
             TokenError::WrongIssuer => "the token was issued by another issuer".into(),
             TokenError::WrongAudience => "the token is meant for another audience".into(),
-            TokenError::WrongAlgorithm => "the token is signed with an algorithm that is not accepted".into(),
+            TokenError::WrongAlgorithm => {
+                "the token is signed with an algorithm that is not accepted".into()
+            }
             TokenError::MissingClaim(c) => format!("the token lacks the required claim \"{c}\""),
-            TokenError::NotAnAccessToken => "only an access token can authenticate a request".into(),
+            TokenError::NotAnAccessToken => {
+                "only an access token can authenticate a request".into()
+            }
             TokenError::UnknownKey => "the token was signed with a key that is not known".into(),
             TokenError::Revoked => "the token, its session or its user has been revoked".into(),
             TokenError::NoSecret(why) => (*why).into(),
@@ -50,7 +54,12 @@ pub fn sign(claims: &Value) -> Result<String, TokenError> {
     let secret = settings::jwt_secret().map_err(TokenError::NoSecret)?;
     let mut header = Header::new(ALGORITHM);
     header.kid = Some(settings::jwt_key_id());
-    encode(&header, claims, &EncodingKey::from_secret(&secret).map_err(|_| TokenError::Malformed)?).map_err(|_| TokenError::Malformed)
+    encode(
+        &header,
+        claims,
+        &EncodingKey::from_secret(&secret).map_err(|_| TokenError::Malformed)?,
+    )
+    .map_err(|_| TokenError::Malformed)
 }
 
 /// Verifies signature, algorithm, key id, `exp`, `nbf` and the token type, and returns the
@@ -70,7 +79,12 @@ pub fn verify(token: &str) -> Result<Value, TokenError> {
     validation.validate_nbf = true;
     validation.validate_aud = false;
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud"]);
-    let data = decode::<Value>(token, &DecodingKey::from_secret(&secret).map_err(|_| TokenError::Malformed)?, &validation).map_err(|e| match e.kind() {
+    let data = decode::<Value>(
+        token,
+        &DecodingKey::from_secret(&secret).map_err(|_| TokenError::Malformed)?,
+        &validation,
+    )
+    .map_err(|e| match e.kind() {
         ErrorKind::InvalidSignature => TokenError::BadSignature,
         ErrorKind::ExpiredSignature => TokenError::Expired,
         ErrorKind::ImmatureSignature => TokenError::NotYetValid,
@@ -93,7 +107,11 @@ pub fn verify(token: &str) -> Result<Value, TokenError> {
 }
 
 /// `iss` must equal `issuer`; `aud` must be `audience` or an array containing it.
-pub fn check_issuer_and_audience(claims: &Value, issuer: &str, audience: &str) -> Result<(), TokenError> {
+pub fn check_issuer_and_audience(
+    claims: &Value,
+    issuer: &str,
+    audience: &str,
+) -> Result<(), TokenError> {
     if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
         return Err(TokenError::WrongIssuer);
     }
@@ -120,7 +138,10 @@ pub mod fluxbase {
     fn sign_token(claims: JsonB) -> String {
         match super::sign(&claims.0) {
             Ok(token) => token,
-            Err(e) => crate::errors::raise(PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, e.message()),
+            Err(e) => crate::errors::raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                e.message(),
+            ),
         }
     }
 }

@@ -34,7 +34,9 @@ fn as_owner<R>(f: impl FnOnce() -> R) -> R {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
         pg_sys::SetUserIdAndSecContext(
             pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
-            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+            saved_context
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
         );
     }
     let result = f();
@@ -51,14 +53,23 @@ fn prepared<'a>(
     cell.get_or_init(|| {
         client
             .prepare(query, args)
-            .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("cannot prepare a kernel query: {e}")))
+            .unwrap_or_else(|e| {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                    format!("cannot prepare a kernel query: {e}"),
+                )
+            })
             .keep()
     })
 }
 
 /// The expected issuer and audience, and whether the token is still usable: jti not
 /// blacklisted, and for a user token its session live and its user present and unbanned.
-pub fn check_token(jti: &str, session_id: Option<pgrx::Uuid>, user_id: Option<pgrx::Uuid>) -> TokenCheck {
+pub fn check_token(
+    jti: &str,
+    session_id: Option<pgrx::Uuid>,
+    user_id: Option<pgrx::Uuid>,
+) -> TokenCheck {
     let types = [
         PgOid::BuiltIn(PgBuiltInOids::TEXTOID),
         PgOid::BuiltIn(PgBuiltInOids::UUIDOID),
@@ -69,14 +80,22 @@ pub fn check_token(jti: &str, session_id: Option<pgrx::Uuid>, user_id: Option<pg
             TOKEN_CHECK_PLAN.with(|cell| {
                 let plan = prepared(&client, cell, TOKEN_CHECK, &types);
                 client
-                    .select(plan, Some(1), &[jti.into(), session_id.into(), user_id.into()])?
+                    .select(
+                        plan,
+                        Some(1),
+                        &[jti.into(), session_id.into(), user_id.into()],
+                    )?
                     .first()
                     .get_three::<String, String, bool>()
             })
         })
     });
     match row {
-        Ok((Some(issuer), Some(audience), active)) => TokenCheck { issuer, audience, active: active == Some(true) },
+        Ok((Some(issuer), Some(audience), active)) => TokenCheck {
+            issuer,
+            audience,
+            active: active == Some(true),
+        },
         _ => raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "the settings jwt_issuer and jwt_audience are missing from auth.settings",

@@ -32,7 +32,11 @@ mod tests_mfa;
 
 ::pgrx::pg_module_magic!();
 
-extension_sql_file!("../../sql/extension/00_bootstrap.sql", name = "bootstrap", bootstrap);
+extension_sql_file!(
+    "../../sql/extension/00_bootstrap.sql",
+    name = "bootstrap",
+    bootstrap
+);
 extension_sql_file!(
     "../../sql/extension/10_settings.sql",
     name = "settings",
@@ -82,7 +86,11 @@ extension_sql_file!(
         mfa::fluxbase::totp_current_code,
     ]
 );
-extension_sql_file!("../../sql/extension/90_grants.sql", name = "grants", finalize);
+extension_sql_file!(
+    "../../sql/extension/90_grants.sql",
+    name = "grants",
+    finalize
+);
 
 /// Called when the library is loaded. Fluxbase must be preloaded so that its settings (above
 /// all the superuser-only signing secret) are defined before any session could read them as

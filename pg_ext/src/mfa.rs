@@ -18,8 +18,12 @@ const STEP_SECONDS: u64 = 30;
 const SKEW_STEPS: i64 = 1;
 
 fn cipher() -> Aes256Gcm {
-    let material = settings::mfa_encryption_key()
-        .unwrap_or_else(|why| raise(PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, why));
+    let material = settings::mfa_encryption_key().unwrap_or_else(|why| {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            why,
+        )
+    });
     let key = Sha256::digest(&material);
     Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key))
 }
@@ -28,7 +32,12 @@ pub fn encrypt(plain: &str) -> String {
     let nonce = Aes256Gcm::generate_nonce(&mut AeadRng);
     let sealed = cipher()
         .encrypt(&nonce, plain.as_bytes())
-        .unwrap_or_else(|_| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "could not encrypt the TOTP secret"));
+        .unwrap_or_else(|_| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "could not encrypt the TOTP secret",
+            )
+        });
     let mut out = nonce.to_vec();
     out.extend_from_slice(&sealed);
     B64.encode(out)
@@ -46,13 +55,19 @@ pub fn decrypt(sealed: &str) -> String {
         fail();
     }
     let (nonce, body) = bytes.split_at(12);
-    let plain = cipher().decrypt(Nonce::from_slice(nonce), body).unwrap_or_else(|_| fail());
+    let plain = cipher()
+        .decrypt(Nonce::from_slice(nonce), body)
+        .unwrap_or_else(|_| fail());
     String::from_utf8(plain).unwrap_or_else(|_| fail())
 }
 
 fn totp(secret_base32: &str, account: &str) -> Totp {
-    let secret = Secret::try_from_base32(secret_base32)
-        .unwrap_or_else(|_| raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, "a stored TOTP secret is not valid base32"));
+    let secret = Secret::try_from_base32(secret_base32).unwrap_or_else(|_| {
+        raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            "a stored TOTP secret is not valid base32",
+        )
+    });
     Builder::new()
         .with_algorithm(Algorithm::SHA1)
         .with_digits(DIGITS as u8)
@@ -61,11 +76,19 @@ fn totp(secret_base32: &str, account: &str) -> Totp {
         .with_account_name(account.replace(':', "_"))
         .with_issuer(Some("Fluxbase"))
         .build()
-        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, format!("invalid TOTP parameters: {e}")))
+        .unwrap_or_else(|e| {
+            raise(
+                PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                format!("invalid TOTP parameters: {e}"),
+            )
+        })
 }
 
 fn now_step() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     (now / STEP_SECONDS) as i64
 }
 
@@ -102,20 +125,31 @@ pub mod fluxbase {
     /// The otpauth:// URI for a secret, labelled with the account's e-mail.
     #[pg_extern(immutable, parallel_safe)]
     fn totp_uri(secret_base32: &str, account: &str) -> String {
-        super::totp(secret_base32, account).to_url().unwrap_or_else(|e| {
-            crate::errors::raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("cannot build the otpauth URI: {e}"))
-        })
+        super::totp(secret_base32, account)
+            .to_url()
+            .unwrap_or_else(|e| {
+                crate::errors::raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("cannot build the otpauth URI: {e}"),
+                )
+            })
     }
 
     /// The current code of a secret (for tests and for an administrator checking a clock).
     #[pg_extern(volatile, parallel_safe)]
     fn totp_current_code(secret_base32: &str) -> String {
-        super::totp(secret_base32, "check").generate(super::now_step() as u64 * super::STEP_SECONDS).to_string()
+        super::totp(secret_base32, "check")
+            .generate(super::now_step() as u64 * super::STEP_SECONDS)
+            .to_string()
     }
 
     /// The time step a code matches, if later than `last_used_step`; NULL otherwise.
     #[pg_extern(volatile, parallel_safe)]
-    fn totp_match(secret_base32: &str, code: Option<&str>, last_used_step: Option<i64>) -> Option<i64> {
+    fn totp_match(
+        secret_base32: &str,
+        code: Option<&str>,
+        last_used_step: Option<i64>,
+    ) -> Option<i64> {
         super::matching_step(secret_base32, code?, last_used_step)
     }
 

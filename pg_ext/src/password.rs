@@ -1,5 +1,7 @@
 //! Password hashing with argon2id (the `argon2` crate), at OWASP's recommended parameters.
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::OnceLock;
 
@@ -15,7 +17,10 @@ fn hasher() -> Argon2<'static> {
 
 pub fn hash(password: &str) -> String {
     let salt = SaltString::generate(&mut OsRng);
-    hasher().hash_password(password.as_bytes(), &salt).expect("argon2 hashing cannot fail for these inputs").to_string()
+    hasher()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashing cannot fail for these inputs")
+        .to_string()
 }
 
 /// A hash of nothing in particular, verified against when the account does not exist so that
@@ -32,15 +37,21 @@ pub fn verify(stored: Option<&str>, password: &str) -> bool {
         Some(s) => (s, true),
         None => (dummy_hash(), false),
     };
-    let Ok(parsed) = PasswordHash::new(phc) else { return false };
-    let ok = hasher().verify_password(password.as_bytes(), &parsed).is_ok();
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let ok = hasher()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
     ok && real
 }
 
 /// True when a stored hash was made with other parameters than today's (an older cost, or
 /// another algorithm) and should be replaced on the next successful sign-in.
 pub fn needs_rehash(stored: &str) -> bool {
-    let Ok(parsed) = PasswordHash::new(stored) else { return true };
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return true;
+    };
     let current = hasher();
     let p = current.params();
     parsed.algorithm.as_str() != "argon2id"

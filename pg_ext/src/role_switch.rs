@@ -36,7 +36,10 @@ pub fn role_oid(name: &str) -> pg_sys::Oid {
 pub fn set_local(name: &str, value: &str) {
     let name = CString::new(name).expect("setting names have no NUL");
     let Ok(value) = CString::new(value) else {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "a claim contains a NUL character");
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "a claim contains a NUL character",
+        );
     };
     unsafe {
         pg_sys::set_config_option(

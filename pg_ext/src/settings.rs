@@ -13,17 +13,20 @@ use std::ffi::CString;
 pub static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// The `kid` header written into new tokens, so a later key rotation can tell keys apart.
-pub static JWT_KEY_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"k1"));
+pub static JWT_KEY_ID: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"k1"));
 
 /// Keys that are no longer used for signing but still verify tokens until those expire, as
 /// `kid:secret,kid:secret`. Rotation: move the current `kid:secret` here, set a new secret and
 /// key id, reload; nobody is logged out. Superuser-only and hidden like the secret.
-pub static JWT_PREVIOUS_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static JWT_PREVIOUS_KEYS: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
 
 /// The key TOTP secrets are encrypted with at rest (any string of at least 32 bytes; SHA-256
 /// of it is the AES-256 key). Superuser-only, so a dump of auth.mfa_factors read through the
 /// server's role, or a stolen backup without the config, yields no usable TOTP secret.
-pub static MFA_ENCRYPTION_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static MFA_ENCRYPTION_KEY: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
 
 /// The shortest signing secret accepted: HS256 with a shorter key is guessable offline.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -75,7 +78,10 @@ pub fn jwt_secret() -> Result<Vec<u8>, &'static str> {
 }
 
 pub fn jwt_key_id() -> String {
-    JWT_KEY_ID.get().map(|k| k.to_string_lossy().into_owned()).unwrap_or_else(|| "k1".into())
+    JWT_KEY_ID
+        .get()
+        .map(|k| k.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "k1".into())
 }
 
 /// The secret that verifies a token signed under `kid`: the current one for the current key id
@@ -86,7 +92,10 @@ pub fn verification_secret(kid: Option<&str>) -> Result<Option<Vec<u8>>, &'stati
         None => jwt_secret().map(Some),
         Some(k) if k == current_kid => jwt_secret().map(Some),
         Some(k) => {
-            let previous = JWT_PREVIOUS_KEYS.get().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+            let previous = JWT_PREVIOUS_KEYS
+                .get()
+                .map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_default();
             Ok(previous
                 .split(',')
                 .filter_map(|pair| pair.trim().split_once(':'))
@@ -99,7 +108,9 @@ pub fn verification_secret(kid: Option<&str>) -> Result<Option<Vec<u8>>, &'stati
 /// The TOTP encryption key material, or an error that says what to do about it.
 pub fn mfa_encryption_key() -> Result<Vec<u8>, &'static str> {
     match MFA_ENCRYPTION_KEY.get() {
-        None => Err("fluxbase.mfa_encryption_key is not set; a superuser must set it in postgresql.conf"),
+        None => Err(
+            "fluxbase.mfa_encryption_key is not set; a superuser must set it in postgresql.conf",
+        ),
         Some(s) if s.as_bytes().len() < MIN_SECRET_BYTES => {
             Err("fluxbase.mfa_encryption_key is shorter than 32 bytes; set a longer random key")
         }

@@ -10,7 +10,10 @@ mod tests {
     const PASSWORD: &str = "Correct-horse-battery-1";
 
     fn json(sql: &str) -> Value {
-        Spi::get_one::<JsonB>(sql).unwrap().expect("a jsonb result").0
+        Spi::get_one::<JsonB>(sql)
+            .unwrap()
+            .expect("a jsonb result")
+            .0
     }
 
     fn sign_up(email: &str) -> Value {
@@ -18,7 +21,9 @@ mod tests {
     }
 
     fn sign_in(email: &str, password: &str, ip: &str) -> Value {
-        json(&format!("SELECT auth.sign_in('{email}', '{password}', '{ip}')"))
+        json(&format!(
+            "SELECT auth.sign_in('{email}', '{password}', '{ip}')"
+        ))
     }
 
     /// Runs `auth.authenticate(token)` inside a subtransaction and reports whether it passed,
@@ -37,19 +42,29 @@ mod tests {
 
     #[pg_test]
     fn every_broken_password_rule_is_listed() {
-        let problems = Spi::get_one::<Vec<String>>("SELECT auth.password_problems('abc')").unwrap().unwrap();
+        let problems = Spi::get_one::<Vec<String>>("SELECT auth.password_problems('abc')")
+            .unwrap()
+            .unwrap();
         assert_eq!(problems.len(), 4, "{problems:?}"); // length, upper, digit, special
         assert!(problems.iter().any(|p| p.contains("at least 12")));
         assert!(problems.iter().any(|p| p.contains("upper-case")));
         assert!(problems.iter().any(|p| p.contains("digit")));
         assert!(problems.iter().any(|p| p.contains("special")));
-        let none = Spi::get_one::<Vec<String>>(&format!("SELECT auth.password_problems('{PASSWORD}')")).unwrap().unwrap();
+        let none =
+            Spi::get_one::<Vec<String>>(&format!("SELECT auth.password_problems('{PASSWORD}')"))
+                .unwrap()
+                .unwrap();
         assert!(none.is_empty());
-        let long = Spi::get_one::<Vec<String>>("SELECT auth.password_problems(repeat('Aa1-', 300))").unwrap().unwrap();
+        let long =
+            Spi::get_one::<Vec<String>>("SELECT auth.password_problems(repeat('Aa1-', 300))")
+                .unwrap()
+                .unwrap();
         assert!(long.iter().any(|p| p.contains("1024 bytes")), "{long:?}");
     }
 
-    #[pg_test(error = "the password does not meet the policy: must be at least 12 characters long; must contain a special character (neither letter nor digit)")]
+    #[pg_test(
+        error = "the password does not meet the policy: must be at least 12 characters long; must contain a special character (neither letter nor digit)"
+    )]
     fn sign_up_applies_the_policy() {
         Spi::run("SELECT auth.sign_up('weak@example.com', 'Short1abc')").unwrap();
     }
@@ -58,16 +73,22 @@ mod tests {
     fn policy_follows_the_settings() {
         Spi::run("SELECT auth.set_setting('password_require_special', 'false')").unwrap();
         Spi::run("SELECT auth.set_setting('password_min_length', '6')").unwrap();
-        let none = Spi::get_one::<Vec<String>>("SELECT auth.password_problems('Abcde1')").unwrap().unwrap();
+        let none = Spi::get_one::<Vec<String>>("SELECT auth.password_problems('Abcde1')")
+            .unwrap()
+            .unwrap();
         assert!(none.is_empty(), "{none:?}");
     }
 
-    #[pg_test(error = "setting \"lockout_type\" must be one of ip, email, ip_and_email, not \"sometimes\"")]
+    #[pg_test(
+        error = "setting \"lockout_type\" must be one of ip, email, ip_and_email, not \"sometimes\""
+    )]
     fn bad_lockout_type_is_refused_naming_the_key() {
         Spi::run("SELECT auth.set_setting('lockout_type', 'sometimes')").unwrap();
     }
 
-    #[pg_test(error = "setting \"access_token_expiry\" must be a positive duration like 30s, 15m, 1h or 7d, not \"-5m\"")]
+    #[pg_test(
+        error = "setting \"access_token_expiry\" must be a positive duration like 30s, 15m, 1h or 7d, not \"-5m\""
+    )]
     fn bad_duration_is_refused_naming_the_key() {
         Spi::run("SELECT auth.set_setting('access_token_expiry', '-5m')").unwrap();
     }
@@ -80,8 +101,18 @@ mod tests {
     #[pg_test]
     fn apply_settings_takes_yaml_values() {
         Spi::run("SELECT auth.apply_settings('{\"max_login_attempts\": 3, \"refresh_token_rotation\": false, \"lockout_duration\": \"1h\"}')").unwrap();
-        assert_eq!(Spi::get_one::<String>("SELECT auth.setting('max_login_attempts')").unwrap().unwrap(), "3");
-        assert_eq!(Spi::get_one::<String>("SELECT auth.setting('refresh_token_rotation')").unwrap().unwrap(), "false");
+        assert_eq!(
+            Spi::get_one::<String>("SELECT auth.setting('max_login_attempts')")
+                .unwrap()
+                .unwrap(),
+            "3"
+        );
+        assert_eq!(
+            Spi::get_one::<String>("SELECT auth.setting('refresh_token_rotation')")
+                .unwrap()
+                .unwrap(),
+            "false"
+        );
     }
 
     #[pg_test]
@@ -89,12 +120,22 @@ mod tests {
         sign_up("lock@example.com");
         Spi::run("SELECT auth.set_setting('lockout_type', 'email')").unwrap();
         for i in 0..5 {
-            let r = sign_in("lock@example.com", "Wrong-password-99", &format!("10.0.0.{i}"));
+            let r = sign_in(
+                "lock@example.com",
+                "Wrong-password-99",
+                &format!("10.0.0.{i}"),
+            );
             assert_eq!(r["error"]["code"], "INVALID_CREDENTIALS");
         }
         let r = sign_in("LOCK@example.com", PASSWORD, "10.0.0.99");
-        assert_eq!(r["error"]["code"], "INVALID_CREDENTIALS", "a locked e-mail must refuse the right password");
-        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM auth.lockouts").unwrap(), Some(1));
+        assert_eq!(
+            r["error"]["code"], "INVALID_CREDENTIALS",
+            "a locked e-mail must refuse the right password"
+        );
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM auth.lockouts").unwrap(),
+            Some(1)
+        );
         Spi::run("SELECT auth.unlock(email => 'lock@example.com')").unwrap();
         let r = sign_in("lock@example.com", PASSWORD, "10.0.0.99");
         assert!(r.get("access_token").is_some(), "{r}");
@@ -105,23 +146,40 @@ mod tests {
         Spi::run("SELECT auth.set_setting('lockout_type', 'ip')").unwrap();
         sign_up("victim@example.com");
         for i in 0..5 {
-            sign_in(&format!("guess{i}@example.com"), "Wrong-password-99", "192.0.2.7");
+            sign_in(
+                &format!("guess{i}@example.com"),
+                "Wrong-password-99",
+                "192.0.2.7",
+            );
         }
         let r = sign_in("victim@example.com", PASSWORD, "192.0.2.7");
         assert_eq!(r["error"]["code"], "INVALID_CREDENTIALS");
         let r = sign_in("victim@example.com", PASSWORD, "192.0.2.8");
-        assert!(r.get("access_token").is_some(), "another IP is not locked: {r}");
+        assert!(
+            r.get("access_token").is_some(),
+            "another IP is not locked: {r}"
+        );
     }
 
     #[pg_test]
     fn ip_and_email_locks_on_either_key() {
         sign_up("both@example.com");
         for i in 0..5 {
-            sign_in("both@example.com", "Wrong-password-99", &format!("198.51.100.{i}"));
+            sign_in(
+                "both@example.com",
+                "Wrong-password-99",
+                &format!("198.51.100.{i}"),
+            );
         }
         let r = sign_in("both@example.com", PASSWORD, "198.51.100.200");
-        assert_eq!(r["error"]["code"], "INVALID_CREDENTIALS", "the e-mail key is locked");
-        let keys = Spi::get_one::<i64>("SELECT count(*) FROM auth.login_attempts WHERE key LIKE 'ip:%'").unwrap().unwrap();
+        assert_eq!(
+            r["error"]["code"], "INVALID_CREDENTIALS",
+            "the e-mail key is locked"
+        );
+        let keys =
+            Spi::get_one::<i64>("SELECT count(*) FROM auth.login_attempts WHERE key LIKE 'ip:%'")
+                .unwrap()
+                .unwrap();
         assert_eq!(keys, 6, "each IP was counted too");
     }
 
@@ -141,7 +199,10 @@ mod tests {
         assert_eq!(claims["amr"], serde_json::json!(["password"]));
         assert_eq!(claims["token_type"], "access");
         let sid = claims["session_id"].as_str().unwrap();
-        let exists = Spi::get_one::<bool>(&format!("SELECT EXISTS (SELECT FROM auth.sessions WHERE id = '{sid}')")).unwrap();
+        let exists = Spi::get_one::<bool>(&format!(
+            "SELECT EXISTS (SELECT FROM auth.sessions WHERE id = '{sid}')"
+        ))
+        .unwrap();
         assert_eq!(exists, Some(true));
         assert!(r["refresh_token"].as_str().is_some_and(|t| t.len() == 64));
         let stored_plain = Spi::get_one::<bool>(&format!(
@@ -149,7 +210,11 @@ mod tests {
             r["refresh_token"].as_str().unwrap()
         ))
         .unwrap();
-        assert_eq!(stored_plain, Some(false), "the refresh token must be stored hashed");
+        assert_eq!(
+            stored_plain,
+            Some(false),
+            "the refresh token must be stored hashed"
+        );
     }
 
     #[pg_test]
@@ -157,7 +222,9 @@ mod tests {
         let first = sign_up("rot@example.com");
         let r1 = first["refresh_token"].as_str().unwrap();
         let second = json(&format!("SELECT auth.refresh('{r1}')"));
-        let r2 = second["refresh_token"].as_str().expect("a new refresh token");
+        let r2 = second["refresh_token"]
+            .as_str()
+            .expect("a new refresh token");
         assert_ne!(r1, r2);
         let access2 = second["access_token"].as_str().unwrap().to_owned();
         assert!(authenticates(&access2));
@@ -166,7 +233,10 @@ mod tests {
         assert_eq!(reuse["error"]["code"], "INVALID_REFRESH_TOKEN");
         let after = json(&format!("SELECT auth.refresh('{r2}')"));
         assert_eq!(after["error"]["code"], "INVALID_REFRESH_TOKEN");
-        assert!(!authenticates(&access2), "the access token of a revoked session still works");
+        assert!(
+            !authenticates(&access2),
+            "the access token of a revoked session still works"
+        );
         assert!(!authenticates(first["access_token"].as_str().unwrap()));
     }
 
@@ -180,7 +250,10 @@ mod tests {
         assert!(!authenticates(access));
         let jti_listed = Spi::get_one::<i64>("SELECT count(*) FROM auth.revoked_tokens").unwrap();
         assert_eq!(jti_listed, Some(1));
-        let refresh = json(&format!("SELECT auth.refresh('{}')", r["refresh_token"].as_str().unwrap()));
+        let refresh = json(&format!(
+            "SELECT auth.refresh('{}')",
+            r["refresh_token"].as_str().unwrap()
+        ));
         assert_eq!(refresh["error"]["code"], "INVALID_REFRESH_TOKEN");
     }
 
@@ -189,7 +262,11 @@ mod tests {
         sign_up("glob@example.com");
         let a = sign_in("glob@example.com", PASSWORD, "127.0.0.1");
         let b = sign_in("glob@example.com", PASSWORD, "127.0.0.2");
-        Spi::run(&format!("SELECT auth.authenticate('{}')", a["access_token"].as_str().unwrap())).unwrap();
+        Spi::run(&format!(
+            "SELECT auth.authenticate('{}')",
+            a["access_token"].as_str().unwrap()
+        ))
+        .unwrap();
         Spi::run("SELECT auth.sign_out('global')").unwrap();
         Spi::run("RESET ROLE").unwrap();
         assert!(!authenticates(b["access_token"].as_str().unwrap()));
@@ -206,7 +283,10 @@ mod tests {
         assert_eq!(again["error"]["code"], "INVALID_CREDENTIALS");
         let r = sign_up("del@example.com");
         let token = r["access_token"].as_str().unwrap().to_owned();
-        Spi::run("SELECT auth.delete_user((SELECT id FROM auth.users WHERE email = 'del@example.com'))").unwrap();
+        Spi::run(
+            "SELECT auth.delete_user((SELECT id FROM auth.users WHERE email = 'del@example.com'))",
+        )
+        .unwrap();
         assert!(!authenticates(&token));
     }
 
@@ -215,19 +295,35 @@ mod tests {
         let r = sign_up("kid@example.com");
         let old = r["access_token"].as_str().unwrap().to_owned();
         let old_secret = "pg-test-secret-that-is-at-least-32-bytes-long";
-        Spi::run(&format!("SET fluxbase.jwt_previous_keys = 'k1:{old_secret}'")).unwrap();
-        Spi::run("SET fluxbase.jwt_secret = 'a-brand-new-secret-that-is-also-long-enough'").unwrap();
+        Spi::run(&format!(
+            "SET fluxbase.jwt_previous_keys = 'k1:{old_secret}'"
+        ))
+        .unwrap();
+        Spi::run("SET fluxbase.jwt_secret = 'a-brand-new-secret-that-is-also-long-enough'")
+            .unwrap();
         Spi::run("SET fluxbase.jwt_key_id = 'k2'").unwrap();
-        assert!(authenticates(&old), "a token of the retired key must still verify");
+        assert!(
+            authenticates(&old),
+            "a token of the retired key must still verify"
+        );
         let fresh = sign_in("kid@example.com", PASSWORD, "127.0.0.1");
-        let header = fresh["access_token"].as_str().unwrap().split('.').next().unwrap().to_owned();
+        let header = fresh["access_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .next()
+            .unwrap()
+            .to_owned();
         let kid = Spi::get_one::<String>(&format!(
             "SELECT convert_from(decode('{header}' || repeat('=', (4 - length('{header}') % 4) % 4), 'base64'), 'UTF8')::jsonb->>'kid'"
         ))
         .unwrap();
         assert_eq!(kid.as_deref(), Some("k2"));
         Spi::run("SET fluxbase.jwt_previous_keys = ''").unwrap();
-        assert!(!authenticates(&old), "once retired, the old key verifies nothing");
+        assert!(
+            !authenticates(&old),
+            "once retired, the old key verifies nothing"
+        );
     }
 
     #[pg_test]
@@ -236,18 +332,30 @@ mod tests {
         sign_up("rehash@example.com");
         // The same password hashed with weaker parameters, as an older release would have.
         let weak_params = argon2::Params::new(4096, 1, 1, None).unwrap();
-        let weak = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, weak_params)
-            .hash_password(PASSWORD.as_bytes(), &SaltString::generate(&mut OsRng))
-            .unwrap()
-            .to_string();
+        let weak = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            weak_params,
+        )
+        .hash_password(PASSWORD.as_bytes(), &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string();
         Spi::run(&format!("UPDATE auth.users SET encrypted_password = '{weak}' WHERE email = 'rehash@example.com'")).unwrap();
         let r = sign_in("rehash@example.com", PASSWORD, "127.0.0.1");
-        assert!(r.get("access_token").is_some(), "the old hash still verifies: {r}");
-        let stored = Spi::get_one::<String>("SELECT encrypted_password FROM auth.users WHERE email = 'rehash@example.com'")
-            .unwrap()
-            .unwrap();
+        assert!(
+            r.get("access_token").is_some(),
+            "the old hash still verifies: {r}"
+        );
+        let stored = Spi::get_one::<String>(
+            "SELECT encrypted_password FROM auth.users WHERE email = 'rehash@example.com'",
+        )
+        .unwrap()
+        .unwrap();
         assert_ne!(stored, weak);
-        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{stored}"
+        );
     }
 
     #[pg_test]
@@ -258,20 +366,35 @@ mod tests {
         assert_eq!(r["requires_password_change"], true, "{r}");
         assert!(r.get("access_token").is_none());
         let change_token = r["password_change_token"].as_str().unwrap();
-        let done = json(&format!("SELECT auth.change_expired_password('{change_token}', 'Brand-new-password-2')"));
+        let done = json(&format!(
+            "SELECT auth.change_expired_password('{change_token}', 'Brand-new-password-2')"
+        ));
         assert!(done.get("access_token").is_some(), "{done}");
-        let twice = json(&format!("SELECT auth.change_expired_password('{change_token}', 'Another-password-3')"));
+        let twice = json(&format!(
+            "SELECT auth.change_expired_password('{change_token}', 'Another-password-3')"
+        ));
         assert_eq!(twice["error"]["code"], "INVALID_TOKEN");
     }
 
     #[pg_test]
     fn reset_tokens_work_once_and_revoke_sessions() {
         let r = sign_up("reset@example.com");
-        let token = Spi::get_one::<String>("SELECT auth.create_password_reset('Reset@Example.com')").unwrap().unwrap();
-        assert_eq!(Spi::get_one::<bool>("SELECT auth.create_password_reset('ghost@example.com') IS NULL").unwrap(), Some(true));
-        let ok = json(&format!("SELECT auth.reset_password('{token}', 'Reset-password-42')"));
+        let token =
+            Spi::get_one::<String>("SELECT auth.create_password_reset('Reset@Example.com')")
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            Spi::get_one::<bool>("SELECT auth.create_password_reset('ghost@example.com') IS NULL")
+                .unwrap(),
+            Some(true)
+        );
+        let ok = json(&format!(
+            "SELECT auth.reset_password('{token}', 'Reset-password-42')"
+        ));
         assert_eq!(ok["success"], true);
-        let again = json(&format!("SELECT auth.reset_password('{token}', 'Reset-password-43')"));
+        let again = json(&format!(
+            "SELECT auth.reset_password('{token}', 'Reset-password-43')"
+        ));
         assert_eq!(again["error"]["code"], "INVALID_RESET_TOKEN");
         assert!(!authenticates(r["access_token"].as_str().unwrap()));
         let signed = sign_in("reset@example.com", "Reset-password-42", "127.0.0.1");
@@ -281,34 +404,57 @@ mod tests {
     #[pg_test(error = "the field \"role\" cannot be changed here")]
     fn users_cannot_set_their_own_role() {
         let r = sign_up("esc@example.com");
-        Spi::run(&format!("SELECT auth.authenticate('{}')", r["access_token"].as_str().unwrap())).unwrap();
+        Spi::run(&format!(
+            "SELECT auth.authenticate('{}')",
+            r["access_token"].as_str().unwrap()
+        ))
+        .unwrap();
         Spi::run("SELECT auth.update_user('{\"role\": \"service_role\"}')").unwrap();
     }
 
     #[pg_test(error = "changing the email or password needs the current password")]
     fn password_change_needs_the_current_password() {
         let r = sign_up("chg@example.com");
-        Spi::run(&format!("SELECT auth.authenticate('{}')", r["access_token"].as_str().unwrap())).unwrap();
+        Spi::run(&format!(
+            "SELECT auth.authenticate('{}')",
+            r["access_token"].as_str().unwrap()
+        ))
+        .unwrap();
         Spi::run("SELECT auth.update_user('{\"password\": \"Another-password-7\"}')").unwrap();
     }
 
     #[pg_test]
     fn admin_functions_record_events() {
-        let id = Spi::get_one::<pgrx::Uuid>(&format!("SELECT auth.create_user('adm@example.com', '{PASSWORD}', 'editor')"))
-            .unwrap()
-            .unwrap();
+        let id = Spi::get_one::<pgrx::Uuid>(&format!(
+            "SELECT auth.create_user('adm@example.com', '{PASSWORD}', 'editor')"
+        ))
+        .unwrap()
+        .unwrap();
         Spi::run(&format!("SELECT auth.set_role('{id}', 'moderator')")).unwrap();
         Spi::run(&format!("SELECT auth.revoke_sessions('{id}')")).unwrap();
         Spi::run(&format!("SELECT auth.delete_user('{id}')")).unwrap();
-        let events = Spi::get_one::<Vec<String>>("SELECT array_agg(event ORDER BY id) FROM auth.events").unwrap().unwrap();
-        assert_eq!(events, ["admin.user_create", "admin.role_change", "admin.user_delete"]);
+        let events =
+            Spi::get_one::<Vec<String>>("SELECT array_agg(event ORDER BY id) FROM auth.events")
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            events,
+            [
+                "admin.user_create",
+                "admin.role_change",
+                "admin.user_delete"
+            ]
+        );
     }
 
     #[pg_test]
     fn api_keys_authenticate_and_can_be_revoked() {
-        let key = Spi::get_one::<String>("SELECT auth.issue_api_key('service_role', 'ci')").unwrap().unwrap();
+        let key = Spi::get_one::<String>("SELECT auth.issue_api_key('service_role', 'ci')")
+            .unwrap()
+            .unwrap();
         assert!(authenticates(&key));
-        Spi::run("SELECT auth.revoke_api_key((SELECT jti FROM auth.api_keys WHERE name = 'ci'))").unwrap();
+        Spi::run("SELECT auth.revoke_api_key((SELECT jti FROM auth.api_keys WHERE name = 'ci'))")
+            .unwrap();
         assert!(!authenticates(&key));
     }
 }

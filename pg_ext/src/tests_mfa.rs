@@ -10,36 +10,61 @@ mod tests {
     const PASSWORD: &str = "Correct-horse-battery-1";
 
     fn json(sql: &str) -> Value {
-        Spi::get_one::<JsonB>(sql).unwrap().expect("a jsonb result").0
+        Spi::get_one::<JsonB>(sql)
+            .unwrap()
+            .expect("a jsonb result")
+            .0
     }
 
     fn code_for(secret: &str) -> String {
-        Spi::get_one::<String>(&format!("SELECT fluxbase.totp_current_code('{secret}')")).unwrap().unwrap()
+        Spi::get_one::<String>(&format!("SELECT fluxbase.totp_current_code('{secret}')"))
+            .unwrap()
+            .unwrap()
     }
 
     /// Signs up `email`, enrols and enables TOTP as that user; returns (secret, backup codes).
     fn enrol(email: &str) -> (String, Vec<String>) {
         let r = json(&format!("SELECT auth.sign_up('{email}', '{PASSWORD}')"));
-        Spi::run(&format!("SELECT auth.authenticate('{}')", r["access_token"].as_str().unwrap())).unwrap();
+        Spi::run(&format!(
+            "SELECT auth.authenticate('{}')",
+            r["access_token"].as_str().unwrap()
+        ))
+        .unwrap();
         let setup = json("SELECT auth.mfa_setup()");
         assert_eq!(setup["type"], "totp");
         let secret = setup["totp"]["secret"].as_str().unwrap().to_owned();
-        assert!(setup["totp"]["uri"].as_str().unwrap().starts_with("otpauth://totp/"));
+        assert!(setup["totp"]["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/"));
         Spi::run("RESET ROLE").unwrap();
         let code = code_for(&secret);
-        Spi::run(&format!("SELECT auth.authenticate('{}')", r["access_token"].as_str().unwrap())).unwrap();
+        Spi::run(&format!(
+            "SELECT auth.authenticate('{}')",
+            r["access_token"].as_str().unwrap()
+        ))
+        .unwrap();
         let enabled = json(&format!("SELECT auth.mfa_enable('{code}')"));
         Spi::run("RESET ROLE").unwrap();
-        let codes: Vec<String> =
-            enabled["backup_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+        let codes: Vec<String> = enabled["backup_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect();
         assert_eq!(codes.len(), 10);
         (secret, codes)
     }
 
     fn challenge(email: &str) -> String {
-        let r = json(&format!("SELECT auth.sign_in('{email}', '{PASSWORD}', '127.0.0.1')"));
+        let r = json(&format!(
+            "SELECT auth.sign_in('{email}', '{PASSWORD}', '127.0.0.1')"
+        ));
         assert_eq!(r["requires_2fa"], true, "{r}");
-        assert!(r.get("access_token").is_none(), "no token before the second step: {r}");
+        assert!(
+            r.get("access_token").is_none(),
+            "no token before the second step: {r}"
+        );
         r["mfa_token"].as_str().unwrap().to_owned()
     }
 
@@ -55,9 +80,14 @@ mod tests {
     #[pg_test]
     fn secrets_are_encrypted_at_rest() {
         let (secret, _) = enrol("enc@example.com");
-        let stored = Spi::get_one::<String>("SELECT secret_encrypted FROM auth.mfa_factors").unwrap().unwrap();
+        let stored = Spi::get_one::<String>("SELECT secret_encrypted FROM auth.mfa_factors")
+            .unwrap()
+            .unwrap();
         assert!(!stored.contains(&secret));
-        let decrypted = Spi::get_one::<String>(&format!("SELECT fluxbase.decrypt_secret('{stored}')")).unwrap().unwrap();
+        let decrypted =
+            Spi::get_one::<String>(&format!("SELECT fluxbase.decrypt_secret('{stored}')"))
+                .unwrap()
+                .unwrap();
         assert_eq!(decrypted, secret);
         let status = Spi::get_one::<JsonB>("SELECT auth.mfa_status()").unwrap();
         assert!(status.is_some());
@@ -68,17 +98,32 @@ mod tests {
         let (secret, _) = enrol("replay@example.com");
         let token = challenge("replay@example.com");
         // The code just used to enable 2FA is from the same step: refused.
-        let r = json(&format!("SELECT auth.mfa_verify('{token}', '{}')", code_for(&secret)));
+        let r = json(&format!(
+            "SELECT auth.mfa_verify('{token}', '{}')",
+            code_for(&secret)
+        ));
         assert_eq!(r["error"]["code"], "INVALID_MFA_CODE", "{r}");
         forget_last_step("replay@example.com");
-        let ok = json(&format!("SELECT auth.mfa_verify('{token}', '{}')", code_for(&secret)));
+        let ok = json(&format!(
+            "SELECT auth.mfa_verify('{token}', '{}')",
+            code_for(&secret)
+        ));
         assert!(ok.get("access_token").is_some(), "{ok}");
         let token2 = challenge("replay@example.com");
-        let again = json(&format!("SELECT auth.mfa_verify('{token2}', '{}')", code_for(&secret)));
-        assert_eq!(again["error"]["code"], "INVALID_MFA_CODE", "a replayed code passed: {again}");
+        let again = json(&format!(
+            "SELECT auth.mfa_verify('{token2}', '{}')",
+            code_for(&secret)
+        ));
+        assert_eq!(
+            again["error"]["code"], "INVALID_MFA_CODE",
+            "a replayed code passed: {again}"
+        );
         // And the challenge itself is single-use.
         forget_last_step("replay@example.com");
-        let reused = json(&format!("SELECT auth.mfa_verify('{token}', '{}')", code_for(&secret)));
+        let reused = json(&format!(
+            "SELECT auth.mfa_verify('{token}', '{}')",
+            code_for(&secret)
+        ));
         assert_eq!(reused["error"]["code"], "INVALID_MFA_TOKEN");
     }
 
@@ -87,10 +132,25 @@ mod tests {
         let (secret, _) = enrol("aal@example.com");
         let token = challenge("aal@example.com");
         forget_last_step("aal@example.com");
-        let ok = json(&format!("SELECT auth.mfa_verify('{token}', '{}')", code_for(&secret)));
-        Spi::run(&format!("SELECT auth.authenticate('{}')", ok["access_token"].as_str().unwrap())).unwrap();
-        assert_eq!(Spi::get_one::<String>("SELECT auth.aal()").unwrap().as_deref(), Some("aal2"));
-        let amr = Spi::get_one::<JsonB>("SELECT auth.jwt()->'amr'").unwrap().unwrap().0;
+        let ok = json(&format!(
+            "SELECT auth.mfa_verify('{token}', '{}')",
+            code_for(&secret)
+        ));
+        Spi::run(&format!(
+            "SELECT auth.authenticate('{}')",
+            ok["access_token"].as_str().unwrap()
+        ))
+        .unwrap();
+        assert_eq!(
+            Spi::get_one::<String>("SELECT auth.aal()")
+                .unwrap()
+                .as_deref(),
+            Some("aal2")
+        );
+        let amr = Spi::get_one::<JsonB>("SELECT auth.jwt()->'amr'")
+            .unwrap()
+            .unwrap()
+            .0;
         assert_eq!(amr, serde_json::json!(["password", "totp"]));
     }
 
@@ -98,8 +158,15 @@ mod tests {
     fn no_second_step_without_the_password_step() {
         let (secret, _) = enrol("skip@example.com");
         forget_last_step("skip@example.com");
-        for fake in ["", "not-a-token", "0000000000000000000000000000000000000000000000000000000000000000"] {
-            let r = json(&format!("SELECT auth.mfa_verify('{fake}', '{}')", code_for(&secret)));
+        for fake in [
+            "",
+            "not-a-token",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+        ] {
+            let r = json(&format!(
+                "SELECT auth.mfa_verify('{fake}', '{}')",
+                code_for(&secret)
+            ));
             assert_eq!(r["error"]["code"], "INVALID_MFA_TOKEN", "{fake}: {r}");
         }
     }
@@ -108,10 +175,16 @@ mod tests {
     fn backup_codes_work_once() {
         let (_, codes) = enrol("backup@example.com");
         let token = challenge("backup@example.com");
-        let ok = json(&format!("SELECT auth.mfa_verify('{token}', '{}')", codes[0].to_lowercase()));
+        let ok = json(&format!(
+            "SELECT auth.mfa_verify('{token}', '{}')",
+            codes[0].to_lowercase()
+        ));
         assert!(ok.get("access_token").is_some(), "{ok}");
         let token = challenge("backup@example.com");
-        let again = json(&format!("SELECT auth.mfa_verify('{token}', '{}')", codes[0]));
+        let again = json(&format!(
+            "SELECT auth.mfa_verify('{token}', '{}')",
+            codes[0]
+        ));
         assert_eq!(again["error"]["code"], "INVALID_MFA_CODE");
         let stored = Spi::get_one::<i64>(&format!(
             "SELECT count(*) FROM auth.mfa_backup_codes WHERE encode(code_hash, 'escape') LIKE '%{}%'",
@@ -126,22 +199,46 @@ mod tests {
         let (secret, _) = enrol("guess@example.com");
         let token = challenge("guess@example.com");
         for _ in 0..5 {
-            let r = json(&format!("SELECT auth.mfa_verify('{token}', '000000', '203.0.113.9')"));
+            let r = json(&format!(
+                "SELECT auth.mfa_verify('{token}', '000000', '203.0.113.9')"
+            ));
             assert_eq!(r["error"]["code"], "INVALID_MFA_CODE");
         }
         forget_last_step("guess@example.com");
-        let r = json(&format!("SELECT auth.mfa_verify('{token}', '{}', '203.0.113.9')", code_for(&secret)));
-        assert_eq!(r["error"]["code"], "INVALID_MFA_CODE", "locked, even with the right code: {r}");
+        let r = json(&format!(
+            "SELECT auth.mfa_verify('{token}', '{}', '203.0.113.9')",
+            code_for(&secret)
+        ));
+        assert_eq!(
+            r["error"]["code"], "INVALID_MFA_CODE",
+            "locked, even with the right code: {r}"
+        );
     }
 
     #[pg_test]
     fn admins_without_2fa_can_only_enrol() {
-        Spi::run(&format!("SELECT auth.create_user('boss@example.com', '{PASSWORD}', 'admin')")).unwrap();
-        let r = json(&format!("SELECT auth.sign_in('boss@example.com', '{PASSWORD}')"));
+        Spi::run(&format!(
+            "SELECT auth.create_user('boss@example.com', '{PASSWORD}', 'admin')"
+        ))
+        .unwrap();
+        let r = json(&format!(
+            "SELECT auth.sign_in('boss@example.com', '{PASSWORD}')"
+        ));
         assert_eq!(r["mfa_enrollment_required"], true, "{r}");
-        Spi::run(&format!("SELECT auth.authenticate('{}')", r["access_token"].as_str().unwrap())).unwrap();
-        assert_eq!(Spi::get_one::<String>("SELECT current_user::text").unwrap().as_deref(), Some("anon"));
-        assert!(Spi::get_one::<pgrx::Uuid>("SELECT auth.uid()").unwrap().is_some());
+        Spi::run(&format!(
+            "SELECT auth.authenticate('{}')",
+            r["access_token"].as_str().unwrap()
+        ))
+        .unwrap();
+        assert_eq!(
+            Spi::get_one::<String>("SELECT current_user::text")
+                .unwrap()
+                .as_deref(),
+            Some("anon")
+        );
+        assert!(Spi::get_one::<pgrx::Uuid>("SELECT auth.uid()")
+            .unwrap()
+            .is_some());
         let setup = json("SELECT auth.mfa_setup()");
         assert_eq!(setup["type"], "totp");
     }
@@ -159,18 +256,31 @@ mod tests {
     #[pg_test(error = "the password or the code is not valid")]
     fn disabling_needs_a_current_code() {
         enrol("dis@example.com");
-        Spi::run(&format!("SELECT auth.authenticate('{}')", aal2_token("dis@example.com"))).unwrap();
+        Spi::run(&format!(
+            "SELECT auth.authenticate('{}')",
+            aal2_token("dis@example.com")
+        ))
+        .unwrap();
         Spi::run(&format!("SELECT auth.mfa_disable('{PASSWORD}', '000000')")).unwrap();
     }
 
     #[pg_test]
     fn disabling_with_password_and_code_turns_2fa_off() {
         let (_, codes) = enrol("off@example.com");
-        Spi::run(&format!("SELECT auth.authenticate('{}')", aal2_token("off@example.com"))).unwrap();
-        let r = json(&format!("SELECT auth.mfa_disable('{PASSWORD}', '{}')", codes[3]));
+        Spi::run(&format!(
+            "SELECT auth.authenticate('{}')",
+            aal2_token("off@example.com")
+        ))
+        .unwrap();
+        let r = json(&format!(
+            "SELECT auth.mfa_disable('{PASSWORD}', '{}')",
+            codes[3]
+        ));
         assert_eq!(r["success"], true);
         Spi::run("RESET ROLE").unwrap();
-        let signed = json(&format!("SELECT auth.sign_in('off@example.com', '{PASSWORD}')"));
+        let signed = json(&format!(
+            "SELECT auth.sign_in('off@example.com', '{PASSWORD}')"
+        ));
         assert!(signed.get("access_token").is_some(), "{signed}");
     }
 

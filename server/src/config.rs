@@ -9,6 +9,9 @@
 use serde::Deserialize;
 use std::path::Path;
 
+pub mod auth;
+pub use auth::{AuthConfig, PasswordResetConfig, SmtpConfig, SmtpTls};
+
 /// Schemas that can never be exposed through the API, whatever the configuration says:
 /// they hold accounts, secrets-adjacent internals or the catalogs.
 const FORBIDDEN_SCHEMAS: [&str; 4] = ["auth", "fluxbase", "pg_catalog", "information_schema"];
@@ -40,6 +43,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     #[serde(default)]
     pub api: ApiConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
 }
 
 /// Where the HTTP server listens.
@@ -193,7 +198,7 @@ impl Config {
                 return invalid("api.exposed_schemas", format!("lists \"{schema}\" twice"));
             }
         }
-        Ok(())
+        self.auth.validate()
     }
 
     /// The schema `/api/v1/tables/{table}` refers to.

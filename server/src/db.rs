@@ -108,7 +108,35 @@ pub async fn with_request_tx<T, F>(
 where
     F: AsyncFnOnce(&Transaction<'_>) -> Result<T, TxError>,
 {
-    let token_given = token.is_some();
+    run_tx(pool, access, Some(token), request_id, body).await
+}
+
+/// Runs `body` in one read-write transaction as the server's own login role, *without*
+/// `auth.authenticate`.
+///
+/// Only for the few functions granted to that role alone (`auth.create_password_reset`,
+/// `auth.apply_settings`): authenticating would switch to `anon`, which may not call them
+/// (a reset token must never reach an anonymous caller). Never run client-chosen SQL here.
+pub async fn with_server_tx<T, F>(pool: &Pool, request_id: &str, body: F) -> Result<T, ApiError>
+where
+    F: AsyncFnOnce(&Transaction<'_>) -> Result<T, TxError>,
+{
+    run_tx(pool, Access::ReadWrite, None, request_id, body).await
+}
+
+/// The transaction of [`with_request_tx`] (`authenticate: Some(token)`) and
+/// [`with_server_tx`] (`None`).
+async fn run_tx<T, F>(
+    pool: &Pool,
+    access: Access,
+    authenticate: Option<Option<&str>>,
+    request_id: &str,
+    body: F,
+) -> Result<T, ApiError>
+where
+    F: AsyncFnOnce(&Transaction<'_>) -> Result<T, TxError>,
+{
+    let token_given = matches!(authenticate, Some(Some(_)));
     let db_err = |e: tokio_postgres::Error| from_db_error(&e, token_given, request_id);
     let mut client = pool
         .get()
@@ -120,8 +148,10 @@ where
         .start()
         .await
         .map_err(db_err)?;
-    let authenticate = tx.prepare_cached(AUTHENTICATE_SQL).await.map_err(db_err)?;
-    tx.execute(&authenticate, &[&token]).await.map_err(db_err)?;
+    if let Some(token) = authenticate {
+        let statement = tx.prepare_cached(AUTHENTICATE_SQL).await.map_err(db_err)?;
+        tx.execute(&statement, &[&token]).await.map_err(db_err)?;
+    }
     match body(&tx).await {
         Ok(value) => {
             tx.commit().await.map_err(db_err)?;

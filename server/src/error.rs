@@ -14,27 +14,42 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
+use std::borrow::Cow;
 
 /// An error as the API reports it. `code` is a stable UPPER_SNAKE identifier clients may match
-/// on; `message` is a human sentence that never contains SQL or row data.
+/// on; `message` is a human sentence that never contains SQL or row data; `details` is
+/// structured help for the client (e.g. the broken password rules), `null` when absent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    /// Mostly a literal; owned only for failure codes the database chose (see
+    /// [`from_failure_object`]).
+    pub code: Cow<'static, str>,
     pub message: String,
+    pub details: Option<Value>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
-            code,
+            code: code.into(),
             message: message.into(),
+            details: None,
         }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
     }
 
     pub fn not_found() -> Self {
@@ -90,7 +105,7 @@ impl ApiError {
             "error": self.message,
             "message": self.message,
             "code": self.code,
-            "details": Value::Null,
+            "details": self.details.clone().unwrap_or(Value::Null),
             "hint": Value::Null,
             "request_id": request_id,
         })
@@ -139,6 +154,8 @@ impl IntoResponse for ApiError {
 pub struct DbFailure<'a> {
     pub sqlstate: &'a str,
     pub message: &'a str,
+    /// The error's DETAIL; for FB422 a JSON array of the broken password rules.
+    pub detail: Option<&'a str>,
     pub column: Option<&'a str>,
     pub constraint: Option<&'a str>,
 }
@@ -215,6 +232,11 @@ pub fn map_db_failure(f: DbFailure<'_>, token_given: bool) -> ApiError {
         // Our own, user-facing messages (written in sql/extension for clients).
         "FB400" => ApiError::bad_request("VALIDATION_ERROR", f.message),
         "FB409" => ApiError::bad_request("SIGNUP_FAILED", f.message),
+        "FB422" => ApiError::bad_request("WEAK_PASSWORD", f.message)
+            .with_details(json!({ "reasons": password_reasons(f.detail) })),
+        "FB401" => ApiError::new(S::UNAUTHORIZED, "INVALID_CODE", f.message),
+        "FB403" => ApiError::new(S::FORBIDDEN, "INSUFFICIENT_ASSURANCE", f.message),
+        "FB404" => ApiError::new(S::NOT_FOUND, "NOT_FOUND", f.message),
         _ if code.starts_with("FB") => ApiError::bad_request("BAD_REQUEST", f.message),
         // Class 22: a value that does not fit. The DB message may quote a stored value (a
         // cast in a view), so only the kind of problem is reported.
@@ -224,6 +246,112 @@ pub fn map_db_failure(f: DbFailure<'_>, token_given: bool) -> ApiError {
         // Class 08: the connection broke.
         _ if code.starts_with("08") => ApiError::database_unavailable(),
         _ => ApiError::internal(),
+    }
+}
+
+/// The broken password rules of an FB422, from its DETAIL (a JSON array of sentences). A
+/// DETAIL that is not such an array gives no reasons rather than an error: the message still
+/// says what is wrong.
+fn password_reasons(detail: Option<&str>) -> Vec<String> {
+    let Some(Ok(Value::Array(items))) = detail.map(serde_json::from_str::<Value>) else {
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .filter_map(|item| match item {
+            Value::String(reason) => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Failure codes the `auth.*` functions return in `{"error": {"code", "message"}}`, with
+/// the status they answer and the message used when the database gave none.
+const FAILURE_CODES: [(&str, StatusCode, &str); 6] = [
+    (
+        "INVALID_CREDENTIALS",
+        StatusCode::UNAUTHORIZED,
+        "Invalid login credentials",
+    ),
+    (
+        "INVALID_REFRESH_TOKEN",
+        StatusCode::UNAUTHORIZED,
+        "Invalid refresh token",
+    ),
+    (
+        "INVALID_MFA_TOKEN",
+        StatusCode::UNAUTHORIZED,
+        "Invalid or expired 2FA challenge",
+    ),
+    (
+        "INVALID_MFA_CODE",
+        StatusCode::UNAUTHORIZED,
+        "Invalid 2FA code",
+    ),
+    (
+        "INVALID_RESET_TOKEN",
+        StatusCode::BAD_REQUEST,
+        "Invalid or expired reset token",
+    ),
+    (
+        "INVALID_TOKEN",
+        StatusCode::BAD_REQUEST,
+        "Invalid or expired token",
+    ),
+];
+
+/// The error a function result stands for, when it is a failure object
+/// `{"error": {"code": "...", "message": "..."}}` (a top-level `error` that is an object);
+/// `None` for any other result.
+///
+/// Why functions return these rather than raise: a failed sign-in must still commit its
+/// failure counter, a reused refresh token its session revocation. The caller commits, then
+/// answers with this error.
+///
+/// `INVALID_CREDENTIALS` always has the same message (a wrong password, an unknown e-mail and
+/// a locked account must look alike). An unknown code answers 400 with that code when it is
+/// UPPER_SNAKE, `BAD_REQUEST` otherwise. Messages are ours (written in sql/extension).
+pub fn from_failure_object(result: &Value) -> Option<ApiError> {
+    let failure = result.get("error")?.as_object()?;
+    let code = failure.get("code").and_then(Value::as_str).unwrap_or("");
+    let db_message = failure
+        .get("message")
+        .and_then(Value::as_str)
+        .filter(|m| !m.trim().is_empty() && m.len() <= 300)
+        .map(capitalize);
+    if let Some((known, status, fallback)) = FAILURE_CODES.iter().find(|(c, _, _)| *c == code) {
+        let message = if *known == "INVALID_CREDENTIALS" {
+            (*fallback).to_owned()
+        } else {
+            db_message.unwrap_or_else(|| (*fallback).to_owned())
+        };
+        return Some(ApiError::new(*status, *known, message));
+    }
+    let code: Cow<'static, str> = if is_upper_snake(code) {
+        Cow::Owned(code.to_owned())
+    } else {
+        Cow::Borrowed("BAD_REQUEST")
+    };
+    Some(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        code,
+        db_message.unwrap_or_else(|| "The request was refused".to_owned()),
+    ))
+}
+
+fn is_upper_snake(code: &str) -> bool {
+    (1..=64).contains(&code.len())
+        && code.starts_with(|c: char| c.is_ascii_uppercase())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -252,6 +380,7 @@ pub fn from_db_error(err: &tokio_postgres::Error, token_given: bool, request_id:
     let failure = DbFailure {
         sqlstate: db.code().code(),
         message: db.message(),
+        detail: db.detail(),
         column: db.column(),
         constraint: db.constraint(),
     };
@@ -310,6 +439,7 @@ mod tests {
             DbFailure {
                 sqlstate: code,
                 message,
+                detail: None,
                 column: None,
                 constraint: None,
             },
@@ -330,7 +460,7 @@ mod tests {
     fn bad_credentials() {
         let e = map("28P01", "invalid login credentials", false);
         assert_eq!(
-            (e.status, e.code),
+            (e.status, e.code.as_ref()),
             (StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS")
         );
         assert_eq!(e.message, "Invalid login credentials");
@@ -340,7 +470,7 @@ mod tests {
     fn fluxbase_codes_pass_their_message() {
         let e = map("FB400", "a valid email address is required", false);
         assert_eq!(
-            (e.status, e.code),
+            (e.status, e.code.as_ref()),
             (StatusCode::BAD_REQUEST, "VALIDATION_ERROR")
         );
         assert_eq!(e.message, "a valid email address is required");
@@ -350,12 +480,141 @@ mod tests {
             false,
         );
         assert_eq!(
-            (e.status, e.code),
+            (e.status, e.code.as_ref()),
             (StatusCode::BAD_REQUEST, "SIGNUP_FAILED")
         );
-        let e = map("FB422", "something of ours", false);
-        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "BAD_REQUEST"));
+        let e = map("FB499", "something of ours", false);
+        assert_eq!(
+            (e.status, e.code.as_ref()),
+            (StatusCode::BAD_REQUEST, "BAD_REQUEST")
+        );
         assert_eq!(e.message, "something of ours");
+        let e = map("FB401", "the code is not valid", true);
+        assert_eq!(
+            (e.status, e.code.as_ref(), e.message.as_str()),
+            (
+                StatusCode::UNAUTHORIZED,
+                "INVALID_CODE",
+                "the code is not valid"
+            )
+        );
+        let e = map("FB403", "this operation needs aal2", true);
+        assert_eq!(
+            (e.status, e.code.as_ref()),
+            (StatusCode::FORBIDDEN, "INSUFFICIENT_ASSURANCE")
+        );
+        let e = map("FB404", "no such user", true);
+        assert_eq!(
+            (e.status, e.code.as_ref()),
+            (StatusCode::NOT_FOUND, "NOT_FOUND")
+        );
+        assert!(e.details.is_none());
+    }
+
+    fn weak(detail: Option<&str>) -> ApiError {
+        map_db_failure(
+            DbFailure {
+                sqlstate: "FB422",
+                message: "the password does not meet the policy: at least 12 characters",
+                detail,
+                column: None,
+                constraint: None,
+            },
+            false,
+        )
+    }
+
+    #[test]
+    fn weak_password_lists_the_reasons() {
+        let e = weak(Some(
+            r#"["at least 12 characters", "an upper-case letter"]"#,
+        ));
+        assert_eq!(
+            (e.status, e.code.as_ref()),
+            (StatusCode::BAD_REQUEST, "WEAK_PASSWORD")
+        );
+        assert!(e.message.contains("does not meet the policy"));
+        let body = e.body("rid");
+        assert_eq!(
+            body["details"],
+            json!({"reasons": ["at least 12 characters", "an upper-case letter"]})
+        );
+        // A DETAIL that is not a JSON array of strings gives no (or only the string) reasons.
+        assert_eq!(
+            weak(None).details,
+            Some(json!({"reasons": []})),
+            "no DETAIL"
+        );
+        assert_eq!(weak(Some("not json")).details, Some(json!({"reasons": []})));
+        assert_eq!(
+            weak(Some(r#"{"a": 1}"#)).details,
+            Some(json!({"reasons": []}))
+        );
+        assert_eq!(
+            weak(Some(r#"["ok", 5, null]"#)).details,
+            Some(json!({"reasons": ["ok"]}))
+        );
+    }
+
+    #[test]
+    fn failure_objects_map_to_errors() {
+        let fail = |code: &str, message: &str| {
+            from_failure_object(&json!({"error": {"code": code, "message": message}}))
+                .expect("a failure object")
+        };
+        let e = fail("INVALID_CREDENTIALS", "invalid login credentials");
+        assert_eq!(
+            (e.status, e.code.as_ref(), e.message.as_str()),
+            (
+                StatusCode::UNAUTHORIZED,
+                "INVALID_CREDENTIALS",
+                "Invalid login credentials"
+            )
+        );
+        // Always the same message, whatever the database wrote.
+        assert_eq!(
+            fail("INVALID_CREDENTIALS", "account locked").message,
+            "Invalid login credentials"
+        );
+        for (code, status) in [
+            ("INVALID_REFRESH_TOKEN", StatusCode::UNAUTHORIZED),
+            ("INVALID_MFA_TOKEN", StatusCode::UNAUTHORIZED),
+            ("INVALID_MFA_CODE", StatusCode::UNAUTHORIZED),
+            ("INVALID_RESET_TOKEN", StatusCode::BAD_REQUEST),
+            ("INVALID_TOKEN", StatusCode::BAD_REQUEST),
+        ] {
+            let e = fail(code, "invalid thing");
+            assert_eq!((e.status, e.code.as_ref()), (status, code));
+            assert_eq!(e.message, "Invalid thing");
+        }
+        let e = fail("SOMETHING_NEW", "new refusal");
+        assert_eq!(
+            (e.status, e.code.as_ref(), e.message.as_str()),
+            (StatusCode::BAD_REQUEST, "SOMETHING_NEW", "New refusal")
+        );
+        let e = fail("not snake!", "x");
+        assert_eq!(e.code, "BAD_REQUEST");
+        let e = from_failure_object(&json!({"error": {}})).unwrap();
+        assert_eq!(
+            (e.status, e.code.as_ref(), e.message.as_str()),
+            (
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "The request was refused"
+            )
+        );
+        let e = from_failure_object(&json!({"error": {"code": "INVALID_MFA_CODE"}})).unwrap();
+        assert_eq!(e.message, "Invalid 2FA code");
+        // Anything else is a result, not a failure.
+        for ok in [
+            json!({"access_token": "t", "user": {}}),
+            json!({"error": "a string is not a failure object"}),
+            json!({"requires_2fa": true, "mfa_token": "m"}),
+            json!([{"error": {"code": "X"}}]),
+            json!(null),
+        ] {
+            assert!(from_failure_object(&ok).is_none(), "{ok}");
+        }
     }
 
     #[test]
@@ -365,11 +624,14 @@ mod tests {
             "new row violates row-level security policy for table \"posts\"",
             true,
         );
-        assert_eq!((e.status, e.code), (StatusCode::FORBIDDEN, "FORBIDDEN"));
+        assert_eq!(
+            (e.status, e.code.as_ref()),
+            (StatusCode::FORBIDDEN, "FORBIDDEN")
+        );
         assert_eq!(e.message, "Permission denied");
         let e = map("42501", "permission denied for table posts", false);
         assert_eq!(
-            (e.status, e.code),
+            (e.status, e.code.as_ref()),
             (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
         );
         assert!(!e.message.contains("posts"));
@@ -382,7 +644,10 @@ mod tests {
             "duplicate key value violates unique constraint \"u\" Key (email)=(a@b.c)",
             true,
         );
-        assert_eq!((e.status, e.code), (StatusCode::CONFLICT, "CONFLICT"));
+        assert_eq!(
+            (e.status, e.code.as_ref()),
+            (StatusCode::CONFLICT, "CONFLICT")
+        );
         assert!(!e.message.contains("a@b.c"));
         let e = map(
             "23503",
@@ -390,13 +655,13 @@ mod tests {
             true,
         );
         assert_eq!(
-            (e.status, e.code),
+            (e.status, e.code.as_ref()),
             (StatusCode::CONFLICT, "FOREIGN_KEY_VIOLATION")
         );
         for code in ["23502", "23514"] {
             let e = map(code, "null value in column \"x\" of relation \"t\" violates not-null constraint Failing row contains (1, secret)", true);
             assert_eq!(
-                (e.status, e.code),
+                (e.status, e.code.as_ref()),
                 (StatusCode::BAD_REQUEST, "CONSTRAINT_VIOLATION")
             );
             assert!(!e.message.contains("secret"));
@@ -405,6 +670,7 @@ mod tests {
             DbFailure {
                 sqlstate: "23502",
                 message: "x",
+                detail: None,
                 column: Some("title"),
                 constraint: None,
             },
@@ -421,7 +687,7 @@ mod tests {
             false,
         );
         assert_eq!(
-            (e.status, e.code),
+            (e.status, e.code.as_ref()),
             (StatusCode::BAD_REQUEST, "INVALID_VALUE")
         );
         assert!(!e.message.contains("not-a-uuid"));
@@ -433,7 +699,7 @@ mod tests {
     fn raised_and_read_only() {
         let e = map("P0001", "posts must have a title", true);
         assert_eq!(
-            (e.status, e.code, e.message.as_str()),
+            (e.status, e.code.as_ref(), e.message.as_str()),
             (StatusCode::BAD_REQUEST, "RAISED", "posts must have a title")
         );
         let e = map(
@@ -453,7 +719,7 @@ mod tests {
             true,
         );
         assert_eq!(
-            (e.status, e.code),
+            (e.status, e.code.as_ref()),
             (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR")
         );
         assert_eq!(e.message, "Internal server error");

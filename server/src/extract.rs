@@ -92,6 +92,37 @@ pub fn json_rejection(rejection: &JsonRejection) -> ApiError {
     }
 }
 
+/// A JSON body that may be left out: an empty (or all-whitespace) body is `None`, whatever
+/// its Content-Type; anything else must be JSON of type `T`, refused like [`ApiJson`].
+/// For endpoints such as sign-out whose body only carries optional settings.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json_type = is_json_content_type(req.headers());
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::bad_request("INVALID_JSON", "Could not read the request body")
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        if !json_type {
+            return Err(missing_content_type());
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(value)) => Ok(OptionalJson(Some(value))),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
 fn not_json() -> ApiError {
     ApiError::bad_request("INVALID_JSON", "The request body is not valid JSON")
 }
@@ -208,7 +239,7 @@ mod tests {
         ] {
             let err = bearer_token(&with_auth(bad)).unwrap_err();
             assert_eq!(
-                (err.status, err.code),
+                (err.status, err.code.as_ref()),
                 (StatusCode::UNAUTHORIZED, "INVALID_TOKEN"),
                 "{bad:?}"
             );

@@ -9,6 +9,7 @@
 //! - [`db`]: the pool and [`db::with_request_tx`], the per-request transaction.
 //! - [`error`]: the error shape and the SQLSTATE mapping.
 //! - [`extract`]: extractors whose rejections use the error shape.
+//! - [`mail`]: outgoing SMTP (password-reset links).
 //! - [`observability`]: request ids, the access log, error-shape enforcement.
 //! - [`routes`]: `/health`, `/api/v1/auth/…`, `/api/v1/tables/…`.
 //! - [`rest`]: schema cache, query parsing and SQL building for the tables API.
@@ -28,6 +29,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod mail;
 pub mod observability;
 pub mod rest;
 pub mod routes;
@@ -46,10 +48,14 @@ pub enum StartupError {
     Connect(String),
     #[error("cannot load the schema cache: {0}")]
     SchemaCache(String),
+    #[error(transparent)]
+    Mail(#[from] mail::MailError),
+    #[error("the database refused the auth: settings of the config: {0}")]
+    Settings(String),
 }
 
-/// Shared state of all requests: the configuration, the pool and the schema cache. Cheap to
-/// clone.
+/// Shared state of all requests: the configuration, the pool, the schema cache and the
+/// mailer. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<StateInner>,
@@ -59,14 +65,22 @@ struct StateInner {
     config: Config,
     pool: Pool,
     schema: SchemaCacheHandle,
+    /// `None` when `auth.smtp` is not configured.
+    mailer: Option<mail::Mailer>,
 }
 
 impl AppState {
     /// A state whose pool has no connections yet and whose schema cache is empty (it loads
     /// on the first request that names a table). Needs no reachable database, so router tests
-    /// use it.
+    /// use it. It does not apply the `auth:` settings (see [`build_state`]).
     pub fn lazy(config: &Config) -> Result<AppState, StartupError> {
         let pool = db::create_pool(&config.database)?;
+        let mailer = config
+            .auth
+            .smtp
+            .as_ref()
+            .map(mail::Mailer::from_config)
+            .transpose()?;
         let schema = SchemaCacheHandle::new(
             config.api.exposed_schemas.clone(),
             SchemaCache::default(),
@@ -77,6 +91,7 @@ impl AppState {
                 config: config.clone(),
                 pool,
                 schema,
+                mailer,
             }),
         })
     }
@@ -92,11 +107,15 @@ impl AppState {
     pub fn schema(&self) -> &SchemaCacheHandle {
         &self.inner.schema
     }
+
+    pub fn mailer(&self) -> Option<&mail::Mailer> {
+        self.inner.mailer.as_ref()
+    }
 }
 
 /// Builds the state for a real server: the pool, a first connection (so a wrong URL or
-/// password stops the server at start) and the schema cache. Warns about every exposed
-/// table with row-level security off.
+/// password stops the server at start), the `auth:` settings written to the database, and
+/// the schema cache. Warns about every exposed table with row-level security off.
 pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
     let state = AppState::lazy(config)?;
     let client = state
@@ -104,6 +123,10 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         .get()
         .await
         .map_err(|e| StartupError::Connect(error_chain(&e)))?;
+    apply_auth_settings(&client, config).await?;
+    if config.auth.smtp.is_none() {
+        tracing::warn!("auth.smtp is not configured: password-reset e-mails cannot be sent");
+    }
     state
         .schema()
         .reload(&client)
@@ -111,6 +134,36 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         .map_err(|e| StartupError::SchemaCache(error_chain(&e)))?;
     report_tables_without_rls(&state.schema().snapshot());
     Ok(state)
+}
+
+/// The SQL that writes the `auth:` rule keys to `auth.settings` (all or nothing). Runs as the
+/// login role, which alone may call it: no `auth.authenticate` first.
+pub const APPLY_SETTINGS_SQL: &str = "SELECT auth.apply_settings($1::text::jsonb)";
+
+/// Writes the rule keys the config gives (none: nothing is written, the database keeps its
+/// values). A refusal stops the start with the database's message, which names the key.
+async fn apply_auth_settings(
+    client: &deadpool_postgres::Client,
+    config: &Config,
+) -> Result<(), StartupError> {
+    let settings = config.auth.database_settings();
+    if settings.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<String> = settings.keys().cloned().collect();
+    let json = serde_json::Value::Object(settings).to_string();
+    let refused = |e: tokio_postgres::Error| {
+        StartupError::Settings(match e.as_db_error() {
+            Some(db) => db.message().to_owned(),
+            None => error_chain(&e),
+        })
+    };
+    client
+        .execute(APPLY_SETTINGS_SQL, &[&json])
+        .await
+        .map_err(refused)?;
+    tracing::info!(keys = ?keys, "applied the auth: settings");
+    Ok(())
 }
 
 /// An error and its causes, `: `-separated ("error connecting to server: Connection

@@ -286,3 +286,262 @@ async fn serve_answers_on_a_socket() {
     assert!(response.to_ascii_lowercase().contains("x-request-id:"));
     assert!(response.contains("\"code\":\"NOT_FOUND\""));
 }
+
+fn with_bearer(mut req: Request<Body>) -> Request<Body> {
+    req.headers_mut().insert(
+        header::AUTHORIZATION,
+        "Bearer some.token.here".parse().unwrap(),
+    );
+    req
+}
+
+fn patch_json(uri: &str, body: &str) -> Request<Body> {
+    Request::patch(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn account_routes_need_a_bearer_token() {
+    let requests = [
+        Request::post("/api/v1/auth/signout")
+            .body(Body::empty())
+            .unwrap(),
+        Request::post("/api/v1/auth/logout?scope=global")
+            .body(Body::empty())
+            .unwrap(),
+        Request::post("/api/v1/auth/2fa/setup")
+            .body(Body::empty())
+            .unwrap(),
+        post_json("/api/v1/auth/2fa/enable", r#"{"code":"123456"}"#),
+        post_json(
+            "/api/v1/auth/2fa/disable",
+            r#"{"password":"pw","code":"123456"}"#,
+        ),
+        get("/api/v1/auth/2fa/status"),
+        patch_json("/api/v1/auth/user", r#"{"user_metadata":{}}"#),
+    ];
+    for req in requests {
+        let uri = req.uri().to_string();
+        let (status, headers, body) = send(req).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+        assert_error_shape(&headers, &body, "UNAUTHORIZED");
+        assert_eq!(headers.get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
+    }
+}
+
+#[tokio::test]
+async fn sign_out_parameters_are_checked_before_the_database() {
+    let cases = [
+        (
+            Request::post("/api/v1/auth/signout?bogus=1")
+                .body(Body::empty())
+                .unwrap(),
+            "INVALID_PARAMETER",
+        ),
+        (
+            post_json("/api/v1/auth/signout?scope=local", r#"{"scope":"global"}"#),
+            "VALIDATION_ERROR",
+        ),
+        (
+            post_json("/api/v1/auth/signout", r#"{"scope":"global","extra":1}"#),
+            "VALIDATION_ERROR",
+        ),
+        (
+            post_json("/api/v1/auth/signout", r#"{"scope":"#),
+            "INVALID_JSON",
+        ),
+        (
+            Request::post("/api/v1/auth/signout")
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Body::from("scope=global"))
+                .unwrap(),
+            "INVALID_JSON",
+        ),
+    ];
+    for (req, code) in cases {
+        let (status, headers, body) = send(with_bearer(req)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{code}: {body}");
+        assert_error_shape(&headers, &body, code);
+    }
+    // A well-formed sign-out (empty body, or a JSON body) reaches the database: 503 here.
+    for req in [
+        Request::post("/api/v1/auth/signout?scope=global")
+            .body(Body::empty())
+            .unwrap(),
+        post_json("/api/v1/auth/logout", r#"{"scope":"others"}"#),
+        post_json("/api/v1/auth/logout", "  "),
+    ] {
+        let (status, _, body) = send(with_bearer(req)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn patch_user_takes_only_a_json_object() {
+    for (text, code) in [
+        ("[1,2]", "VALIDATION_ERROR"),
+        ("\"role\"", "VALIDATION_ERROR"),
+        ("null", "VALIDATION_ERROR"),
+        ("{", "INVALID_JSON"),
+    ] {
+        let (status, headers, body) =
+            send(with_bearer(patch_json("/api/v1/auth/user", text))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        assert_error_shape(&headers, &body, code);
+    }
+    // An object goes to auth.update_user (which refuses unknown keys itself): 503 here.
+    let (status, _, _) = send(with_bearer(patch_json(
+        "/api/v1/auth/user",
+        r#"{"role":"service_role"}"#,
+    )))
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn new_auth_bodies_refuse_unknown_fields() {
+    for (uri, text) in [
+        ("/api/v1/auth/refresh", r#"{"refresh_token":"t","x":1}"#),
+        (
+            "/api/v1/auth/2fa/verify",
+            r#"{"mfa_token":"t","code":"1","aal":"aal2"}"#,
+        ),
+        (
+            "/api/v1/auth/password/reset",
+            r#"{"email":"a@b.co","role":"x"}"#,
+        ),
+        (
+            "/api/v1/auth/password/reset/confirm",
+            r#"{"token":"t","new_password":"p","email":"a@b.co"}"#,
+        ),
+        (
+            "/api/v1/auth/password/change",
+            r#"{"password_change_token":"t","new_password":"p","user_id":"u"}"#,
+        ),
+    ] {
+        let (status, headers, body) = send(post_json(uri, text)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_error_shape(&headers, &body, "VALIDATION_ERROR");
+    }
+    let (status, _, body) = send(with_bearer(post_json(
+        "/api/v1/auth/2fa/enable",
+        r#"{"code":"1","secret":"s"}"#,
+    )))
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("VALIDATION_ERROR"))
+    );
+}
+
+#[tokio::test]
+async fn password_reset_checks_redirect_before_the_database() {
+    // No allowlist configured: any redirect_to is refused, before any database work (the
+    // database is down here, so reaching it would be a 503).
+    let (status, headers, body) = send(post_json(
+        "/api/v1/auth/password/reset",
+        r#"{"email":"a@example.com","redirect_to":"https://evil.test/"}"#,
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error_shape(&headers, &body, "INVALID_REDIRECT");
+    let (status, _, body) = send(post_json("/api/v1/auth/password/reset", "{}")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("VALIDATION_ERROR"))
+    );
+    let (status, _, body) = send(post_json(
+        "/api/v1/auth/password/reset",
+        r#"{"email":"a@example.com"}"#,
+    ))
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+}
+
+#[tokio::test]
+async fn password_reset_allowlist_from_config() {
+    let config = Config::from_yaml_str(&format!(
+        "{CONFIG}auth:\n  password_reset:\n    redirect_allowlist: [\"https://app.example.com\"]\n"
+    ))
+    .unwrap();
+    let router = app(AppState::lazy(&config).unwrap());
+    let reset = |redirect: &str| {
+        post_json(
+            "/api/v1/auth/password/reset",
+            &format!(r#"{{"email":"a@example.com","redirect_to":"{redirect}"}}"#),
+        )
+    };
+    let refused = router
+        .clone()
+        .oneshot(reset("https://app.example.com.evil.test/"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    // An allowed redirect passes the check and reaches the (down) database.
+    let allowed = router
+        .oneshot(reset("https://app.example.com/reset"))
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn anonymous_auth_routes_reach_the_database() {
+    for req in [
+        get("/api/v1/auth/config"),
+        post_json("/api/v1/auth/refresh", r#"{"refresh_token":"t"}"#),
+        post_json(
+            "/api/v1/auth/2fa/verify",
+            r#"{"mfa_token":"t","code":"123456"}"#,
+        ),
+        post_json(
+            "/api/v1/auth/password/reset/confirm",
+            r#"{"token":"t","new_password":"p"}"#,
+        ),
+        post_json(
+            "/api/v1/auth/password/change",
+            r#"{"password_change_token":"t","new_password":"p"}"#,
+        ),
+    ] {
+        let uri = req.uri().to_string();
+        let (status, headers, body) = send(req).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+        assert_error_shape(&headers, &body, "DATABASE_UNAVAILABLE");
+    }
+}
+
+#[tokio::test]
+async fn auth_route_methods() {
+    for (method, uri) in [
+        (Method::GET, "/api/v1/auth/2fa/setup"),
+        (Method::POST, "/api/v1/auth/2fa/status"),
+        (Method::GET, "/api/v1/auth/refresh"),
+        (Method::POST, "/api/v1/auth/config"),
+        (Method::DELETE, "/api/v1/auth/user"),
+        (Method::GET, "/api/v1/auth/password/reset"),
+    ] {
+        let req = Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let (status, _, body) = send(req).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        assert_eq!(body["code"], "METHOD_NOT_ALLOWED");
+    }
+}
+
+#[tokio::test]
+async fn lazy_state_does_not_apply_auth_settings() {
+    // The database is unreachable: a lazy state that tried to apply settings would fail.
+    let config = Config::from_yaml_str(&format!(
+        "{CONFIG}auth:\n  max_login_attempts: 3\n  lockout_type: email\n"
+    ))
+    .unwrap();
+    assert_eq!(config.auth.database_settings().len(), 2);
+    assert!(AppState::lazy(&config).is_ok());
+    // build_state does apply them, so it needs the database.
+    assert!(fluxbase_server::build_state(&config).await.is_err());
+}

@@ -45,15 +45,24 @@ impl Cluster {
     /// A superuser connection (over the cluster's Unix socket) to `db`.
     pub async fn admin(&self, db: &str) -> Client {
         let mut cfg = tokio_postgres::Config::new();
-        cfg.host_path(&self.socket_dir).port(self.port).user("postgres").dbname(db);
-        let (client, conn) = cfg.connect(NoTls).await.expect("superuser connection to the test cluster");
+        cfg.host_path(&self.socket_dir)
+            .port(self.port)
+            .user("postgres")
+            .dbname(db);
+        let (client, conn) = cfg
+            .connect(NoTls)
+            .await
+            .expect("superuser connection to the test cluster");
         tokio::spawn(conn);
         client
     }
 
     /// The URL the server uses: the low-privilege login role over TCP with its password.
     pub fn server_url(&self, db: &str) -> String {
-        format!("postgres://fluxbase_server:{}@127.0.0.1:{}/{db}", self.server_password, self.port)
+        format!(
+            "postgres://fluxbase_server:{}@127.0.0.1:{}/{db}",
+            self.server_password, self.port
+        )
     }
 
     /// A connection as the server's own login role, to try attacks in SQL directly.
@@ -109,7 +118,14 @@ impl TestApp {
             cluster.server_url(&db)
         );
         let (base, server) = spawn_server(&yaml).await;
-        TestApp { cluster, db, base, http: reqwest::Client::new(), admin, server }
+        TestApp {
+            cluster,
+            db,
+            base,
+            http: reqwest::Client::new(),
+            admin,
+            server,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -138,26 +154,41 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
-        self.request(reqwest::Method::GET, path, token, None, &[]).await
+        self.request(reqwest::Method::GET, path, token, None, &[])
+            .await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
-        self.request(reqwest::Method::POST, path, token, Some(body), &[]).await
+        self.request(reqwest::Method::POST, path, token, Some(body), &[])
+            .await
     }
 
     /// Signs a user up over HTTP and returns (access token, user id).
     pub async fn sign_up(&self, email: &str, password: &str) -> (String, String) {
-        let r = self.post("/api/v1/auth/signup", None, &json!({"email": email, "password": password})).await;
+        let r = self
+            .post(
+                "/api/v1/auth/signup",
+                None,
+                &json!({"email": email, "password": password}),
+            )
+            .await;
         assert_eq!(r.status, 200, "sign-up of {email} failed: {}", r.text);
         (
-            r.body["access_token"].as_str().expect("access_token").to_owned(),
+            r.body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
             r.body["user"]["id"].as_str().expect("user.id").to_owned(),
         )
     }
 
     /// A token signed with the cluster's real secret and the given claims merged over valid ones.
     pub fn forge(&self, overrides: Value) -> String {
-        forge_with(&self.cluster.jwt_secret, jsonwebtoken::Algorithm::HS256, overrides)
+        forge_with(
+            &self.cluster.jwt_secret,
+            jsonwebtoken::Algorithm::HS256,
+            overrides,
+        )
     }
 }
 
@@ -190,10 +221,16 @@ impl SmtpSink {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind SMTP sink");
         let port = listener.local_addr().unwrap().port();
         let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let handler = SinkHandler { current: Vec::new(), messages: messages.clone() };
+        let handler = SinkHandler {
+            current: Vec::new(),
+            messages: messages.clone(),
+        };
         std::thread::spawn(move || {
             let mut server = mailin_embedded::Server::new(handler);
-            server.with_name("sink.test").with_num_threads(2).with_tcp_listener(listener);
+            server
+                .with_name("sink.test")
+                .with_num_threads(2)
+                .with_tcp_listener(listener);
             let _ = server.serve();
         });
         SmtpSink { port, messages }
@@ -208,7 +245,10 @@ impl SmtpSink {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("expected {n} e-mail(s), got {}", self.messages.lock().unwrap().len());
+        panic!(
+            "expected {n} e-mail(s), got {}",
+            self.messages.lock().unwrap().len()
+        );
     }
 
     pub fn count(&self) -> usize {
@@ -218,7 +258,10 @@ impl SmtpSink {
 
 /// Standard valid access-token claims for a random user, `overrides` merged on top.
 pub fn claims(overrides: Value) -> Value {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let mut c = json!({
         "sub": uuid::Uuid::new_v4().to_string(), "role": "authenticated", "email": "x@example.com",
         "iat": now, "exp": now + 600, "iss": "fluxbase", "aud": "authenticated",
@@ -238,7 +281,10 @@ pub fn forge_with(secret: &str, alg: jsonwebtoken::Algorithm, overrides: Value) 
 }
 
 pub fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 pub async fn into_response(resp: reqwest::Response) -> Response {
@@ -246,24 +292,37 @@ pub async fn into_response(resp: reqwest::Response) -> Response {
     let headers = resp.headers().clone();
     let text = resp.text().await.expect("response body");
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Response { status, headers, body, text }
+    Response {
+        status,
+        headers,
+        body,
+        text,
+    }
 }
 
 /// Starts the real server (the same code `fluxbase serve` runs) on a free port.
 pub async fn spawn_server(yaml: &str) -> (String, tokio::task::JoinHandle<()>) {
-    let config = fluxbase_server::config::Config::from_yaml_str(yaml).expect("test config is valid");
-    let state = fluxbase_server::build_state(&config).await.expect("server state");
+    let config =
+        fluxbase_server::config::Config::from_yaml_str(yaml).expect("test config is valid");
+    let state = fluxbase_server::build_state(&config)
+        .await
+        .expect("server state");
     spawn_with_state(state).await
 }
 
 /// Starts the real server with a pool that connects only on demand (for a dead database).
 pub async fn spawn_lazy_server(yaml: &str) -> (String, tokio::task::JoinHandle<()>) {
-    let config = fluxbase_server::config::Config::from_yaml_str(yaml).expect("test config is valid");
+    let config =
+        fluxbase_server::config::Config::from_yaml_str(yaml).expect("test config is valid");
     spawn_with_state(fluxbase_server::AppState::lazy(&config).expect("lazy state")).await
 }
 
-async fn spawn_with_state(state: fluxbase_server::AppState) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
+async fn spawn_with_state(
+    state: fluxbase_server::AppState,
+) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a free port");
     let addr = listener.local_addr().expect("local addr");
     let handle = tokio::spawn(async move {
         let _ = fluxbase_server::serve(listener, state).await;
@@ -280,8 +339,15 @@ pub fn assert_error_shape(r: &Response) -> String {
     }
     assert_eq!(b["error"], b["message"], "{}", r.text);
     let code = b["code"].as_str().expect("code is a string").to_owned();
-    assert!(code.chars().all(|c| c.is_ascii_uppercase() || c == '_'), "code {code} is not UPPER_SNAKE");
-    assert!(b["request_id"].as_str().is_some_and(|s| !s.is_empty()), "{}", r.text);
+    assert!(
+        code.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+        "code {code} is not UPPER_SNAKE"
+    );
+    assert!(
+        b["request_id"].as_str().is_some_and(|s| !s.is_empty()),
+        "{}",
+        r.text
+    );
     assert_no_leak(&r.text);
     code
 }
@@ -290,8 +356,21 @@ pub fn assert_error_shape(r: &Response) -> String {
 pub fn assert_no_leak(text: &str) {
     let lower = text.to_lowercase();
     for needle in [
-        "select ", "insert into", "update \"", "delete from", "syntax error", "pg_catalog.format_type", "sqlstate",
-        "panicked", "stack backtrace", "tokio_postgres", "db error", "relation \"", "argon2", "$argon2", "json_populate",
+        "select ",
+        "insert into",
+        "update \"",
+        "delete from",
+        "syntax error",
+        "pg_catalog.format_type",
+        "sqlstate",
+        "panicked",
+        "stack backtrace",
+        "tokio_postgres",
+        "db error",
+        "relation \"",
+        "argon2",
+        "$argon2",
+        "json_populate",
     ] {
         assert!(!lower.contains(needle), "response leaks {needle:?}: {text}");
     }

@@ -8,7 +8,12 @@ use serde_json::{json, Value};
 const PW: &str = "Alice-password-1";
 
 async fn sign_in(app: &TestApp, email: &str, password: &str) -> Response {
-    app.post("/api/v1/auth/signin", None, &json!({"email": email, "password": password})).await
+    app.post(
+        "/api/v1/auth/signin",
+        None,
+        &json!({"email": email, "password": password}),
+    )
+    .await
 }
 
 fn without_request_id(mut v: Value) -> Value {
@@ -21,22 +26,40 @@ fn without_request_id(mut v: Value) -> Value {
 #[tokio::test]
 async fn refresh_rotates_and_reuse_revokes_the_whole_session() {
     let app = TestApp::start().await;
-    let first = app.post("/api/v1/auth/signup", None, &json!({"email": "a@example.com", "password": PW})).await;
+    let first = app
+        .post(
+            "/api/v1/auth/signup",
+            None,
+            &json!({"email": "a@example.com", "password": PW}),
+        )
+        .await;
     let r1 = first.body["refresh_token"].as_str().unwrap().to_owned();
-    let second = app.post("/api/v1/auth/refresh", None, &json!({"refresh_token": r1})).await;
+    let second = app
+        .post("/api/v1/auth/refresh", None, &json!({"refresh_token": r1}))
+        .await;
     assert_eq!(second.status, 200, "{}", second.text);
     let r2 = second.body["refresh_token"].as_str().unwrap().to_owned();
     let access2 = second.body["access_token"].as_str().unwrap().to_owned();
     assert_ne!(r1, r2);
-    assert_eq!(app.get("/api/v1/auth/user", Some(&access2)).await.status, 200);
+    assert_eq!(
+        app.get("/api/v1/auth/user", Some(&access2)).await.status,
+        200
+    );
 
-    let reuse = app.post("/api/v1/auth/refresh", None, &json!({"refresh_token": r1})).await;
+    let reuse = app
+        .post("/api/v1/auth/refresh", None, &json!({"refresh_token": r1}))
+        .await;
     assert_eq!(reuse.status, 401, "{}", reuse.text);
     assert_error_shape(&reuse);
     // The theft response: the newer pair dies with the session.
-    let after = app.post("/api/v1/auth/refresh", None, &json!({"refresh_token": r2})).await;
+    let after = app
+        .post("/api/v1/auth/refresh", None, &json!({"refresh_token": r2}))
+        .await;
     assert_eq!(after.status, 401, "{}", after.text);
-    assert_eq!(app.get("/api/v1/auth/user", Some(&access2)).await.status, 401);
+    assert_eq!(
+        app.get("/api/v1/auth/user", Some(&access2)).await.status,
+        401
+    );
     let revoked: String = app
         .admin
         .query_one("SELECT revoked_reason FROM auth.sessions", &[])
@@ -45,7 +68,9 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_session() {
         .get(0);
     assert_eq!(revoked, "refresh_token_reuse");
     for bad in ["", "garbage", &"0".repeat(64)] {
-        let r = app.post("/api/v1/auth/refresh", None, &json!({"refresh_token": bad})).await;
+        let r = app
+            .post("/api/v1/auth/refresh", None, &json!({"refresh_token": bad}))
+            .await;
         assert_eq!(r.status, 401, "{bad:?}: {}", r.text);
     }
 }
@@ -57,13 +82,29 @@ async fn sign_out_revokes_the_access_token_at_once() {
         let email = format!("out{}@example.com", path.len());
         let (token, _) = app.sign_up(&email, PW).await;
         assert_eq!(app.get("/api/v1/auth/user", Some(&token)).await.status, 200);
-        let r = app.request(Method::POST, path, Some(&token), None, &[]).await;
-        assert!(r.status == 204 || r.status == 200, "{path}: {} {}", r.status, r.text);
+        let r = app
+            .request(Method::POST, path, Some(&token), None, &[])
+            .await;
+        assert!(
+            r.status == 204 || r.status == 200,
+            "{path}: {} {}",
+            r.status,
+            r.text
+        );
         let r = app.get("/api/v1/auth/user", Some(&token)).await;
-        assert_eq!(r.status, 401, "{path}: the old token still works: {}", r.text);
-        assert_eq!(app.get("/api/v1/tables/notes", Some(&token)).await.status, 401);
+        assert_eq!(
+            r.status, 401,
+            "{path}: the old token still works: {}",
+            r.text
+        );
+        assert_eq!(
+            app.get("/api/v1/tables/notes", Some(&token)).await.status,
+            401
+        );
     }
-    let r = app.request(Method::POST, "/api/v1/auth/signout", None, None, &[]).await;
+    let r = app
+        .request(Method::POST, "/api/v1/auth/signout", None, None, &[])
+        .await;
     assert_eq!(r.status, 401, "{}", r.text);
 }
 
@@ -71,9 +112,23 @@ async fn sign_out_revokes_the_access_token_at_once() {
 async fn global_sign_out_ends_every_session() {
     let app = TestApp::start().await;
     app.sign_up("g@example.com", PW).await;
-    let a = sign_in(&app, "g@example.com", PW).await.body["access_token"].as_str().unwrap().to_owned();
-    let b = sign_in(&app, "g@example.com", PW).await.body["access_token"].as_str().unwrap().to_owned();
-    let r = app.request(Method::POST, "/api/v1/auth/signout?scope=global", Some(&a), None, &[]).await;
+    let a = sign_in(&app, "g@example.com", PW).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = sign_in(&app, "g@example.com", PW).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/auth/signout?scope=global",
+            Some(&a),
+            None,
+            &[],
+        )
+        .await;
     assert!(r.status == 204 || r.status == 200, "{}", r.text);
     assert_eq!(app.get("/api/v1/auth/user", Some(&b)).await.status, 401);
 }
@@ -92,12 +147,29 @@ async fn wrong_password_unknown_email_and_locked_account_answer_alike() {
         assert_eq!(r.status, 401, "{}", r.text);
         assert_eq!(assert_error_shape(r), "INVALID_CREDENTIALS");
     }
-    assert_eq!(without_request_id(wrong.body.clone()), without_request_id(unknown.body.clone()));
-    assert_eq!(without_request_id(wrong.body.clone()), without_request_id(locked.body.clone()));
-    let locks: i64 = app.admin.query_one("SELECT count(*) FROM auth.lockouts", &[]).await.unwrap().get(0);
+    assert_eq!(
+        without_request_id(wrong.body.clone()),
+        without_request_id(unknown.body.clone())
+    );
+    assert_eq!(
+        without_request_id(wrong.body.clone()),
+        without_request_id(locked.body.clone())
+    );
+    let locks: i64 = app
+        .admin
+        .query_one("SELECT count(*) FROM auth.lockouts", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert!(locks >= 1);
     // The administrator unlocks in SQL; the right password works again.
-    app.admin.execute("SELECT auth.unlock(email => 'lock@example.com', ip => '127.0.0.1')", &[]).await.unwrap();
+    app.admin
+        .execute(
+            "SELECT auth.unlock(email => 'lock@example.com', ip => '127.0.0.1')",
+            &[],
+        )
+        .await
+        .unwrap();
     assert_eq!(sign_in(&app, "lock@example.com", PW).await.status, 200);
 }
 
@@ -105,7 +177,10 @@ async fn wrong_password_unknown_email_and_locked_account_answer_alike() {
 async fn parallel_wrong_guesses_cannot_exceed_the_limit() {
     let app = TestApp::start().await;
     app.sign_up("race@example.com", PW).await;
-    app.admin.execute("SELECT auth.set_setting('lockout_type', 'email')", &[]).await.unwrap();
+    app.admin
+        .execute("SELECT auth.set_setting('lockout_type', 'email')", &[])
+        .await
+        .unwrap();
     let guesses = (0..16).map(|i| {
         let body = json!({"email": "race@example.com", "password": format!("Wrong-password-{i}")});
         let req = app.http.post(app.url("/api/v1/auth/signin")).json(&body);
@@ -115,19 +190,32 @@ async fn parallel_wrong_guesses_cannot_exceed_the_limit() {
     assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
     let failures: i32 = app
         .admin
-        .query_one("SELECT failures FROM auth.login_attempts WHERE key = 'email:race@example.com'", &[])
+        .query_one(
+            "SELECT failures FROM auth.login_attempts WHERE key = 'email:race@example.com'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
-    assert_eq!(failures, 5, "parallel guesses were counted past max_login_attempts");
-    assert_eq!(sign_in(&app, "race@example.com", PW).await.status, 401, "the account is locked");
+    assert_eq!(
+        failures, 5,
+        "parallel guesses were counted past max_login_attempts"
+    );
+    assert_eq!(
+        sign_in(&app, "race@example.com", PW).await.status,
+        401,
+        "the account is locked"
+    );
 }
 
 #[tokio::test]
 async fn a_spoofed_forwarded_header_does_not_change_the_lockout_key() {
     let app = TestApp::start().await;
     app.sign_up("ip@example.com", PW).await;
-    app.admin.execute("SELECT auth.set_setting('lockout_type', 'ip')", &[]).await.unwrap();
+    app.admin
+        .execute("SELECT auth.set_setting('lockout_type', 'ip')", &[])
+        .await
+        .unwrap();
     for i in 0..5 {
         let spoof = format!("203.0.113.{i}");
         let r = app
@@ -151,23 +239,46 @@ async fn a_spoofed_forwarded_header_does_not_change_the_lockout_key() {
         .collect();
     assert_eq!(keys, ["ip:127.0.0.1"], "the key must be the socket address");
     let r = app
-        .request(Method::POST, "/api/v1/auth/signin", None, Some(&json!({"email": "ip@example.com", "password": PW})), &[
-            ("X-Forwarded-For", "198.51.100.1"),
-        ])
+        .request(
+            Method::POST,
+            "/api/v1/auth/signin",
+            None,
+            Some(&json!({"email": "ip@example.com", "password": PW})),
+            &[("X-Forwarded-For", "198.51.100.1")],
+        )
         .await;
-    assert_eq!(r.status, 401, "a new spoofed address must not escape the lock: {}", r.text);
+    assert_eq!(
+        r.status, 401,
+        "a new spoofed address must not escape the lock: {}",
+        r.text
+    );
 }
 
 #[tokio::test]
 async fn weak_passwords_list_every_broken_rule() {
     let app = TestApp::start().await;
-    let r = app.post("/api/v1/auth/signup", None, &json!({"email": "w@example.com", "password": "short"})).await;
+    let r = app
+        .post(
+            "/api/v1/auth/signup",
+            None,
+            &json!({"email": "w@example.com", "password": "short"}),
+        )
+        .await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(assert_error_shape(&r), "WEAK_PASSWORD");
-    let reasons: Vec<String> =
-        r.body["details"]["reasons"].as_array().expect("details.reasons").iter().map(|v| v.as_str().unwrap().into()).collect();
+    let reasons: Vec<String> = r.body["details"]["reasons"]
+        .as_array()
+        .expect("details.reasons")
+        .iter()
+        .map(|v| v.as_str().unwrap().into())
+        .collect();
     assert_eq!(reasons.len(), 4, "{reasons:?}"); // length, upper-case, digit, special
-    let count: i64 = app.admin.query_one("SELECT count(*) FROM auth.users", &[]).await.unwrap().get(0);
+    let count: i64 = app
+        .admin
+        .query_one("SELECT count(*) FROM auth.users", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(count, 0);
 }
 
@@ -177,7 +288,10 @@ async fn users_cannot_escalate_through_patch_user() {
     let (token, id) = app.sign_up("self@example.com", PW).await;
     let before: String = app
         .admin
-        .query_one("SELECT row_to_json(u)::text FROM auth.users u WHERE id = $1::text::uuid", &[&id])
+        .query_one(
+            "SELECT row_to_json(u)::text FROM auth.users u WHERE id = $1::text::uuid",
+            &[&id],
+        )
         .await
         .unwrap()
         .get(0);
@@ -192,19 +306,41 @@ async fn users_cannot_escalate_through_patch_user() {
         json!(["not", "an", "object"]),
         json!({"password": "Another-password-2"}),
     ] {
-        let r = app.request(Method::PATCH, "/api/v1/auth/user", Some(&token), Some(&body), &[]).await;
-        assert!(r.status == 400 || r.status == 403, "{body}: {} {}", r.status, r.text);
+        let r = app
+            .request(
+                Method::PATCH,
+                "/api/v1/auth/user",
+                Some(&token),
+                Some(&body),
+                &[],
+            )
+            .await;
+        assert!(
+            r.status == 400 || r.status == 403,
+            "{body}: {} {}",
+            r.status,
+            r.text
+        );
         assert_error_shape(&r);
     }
     let after: String = app
         .admin
-        .query_one("SELECT row_to_json(u)::text FROM auth.users u WHERE id = $1::text::uuid", &[&id])
+        .query_one(
+            "SELECT row_to_json(u)::text FROM auth.users u WHERE id = $1::text::uuid",
+            &[&id],
+        )
         .await
         .unwrap()
         .get(0);
     assert_eq!(before, after, "a refused PATCH changed the account");
     let ok = app
-        .request(Method::PATCH, "/api/v1/auth/user", Some(&token), Some(&json!({"user_metadata": {"theme": "dark"}})), &[])
+        .request(
+            Method::PATCH,
+            "/api/v1/auth/user",
+            Some(&token),
+            Some(&json!({"user_metadata": {"theme": "dark"}})),
+            &[],
+        )
         .await;
     assert_eq!(ok.status, 200, "{}", ok.text);
     assert_eq!(ok.body["user_metadata"]["theme"], "dark");
@@ -218,7 +354,12 @@ async fn users_cannot_escalate_through_patch_user() {
         )
         .await;
     assert_eq!(changed.status, 200, "{}", changed.text);
-    assert_eq!(sign_in(&app, "self@example.com", "Another-password-2").await.status, 200);
+    assert_eq!(
+        sign_in(&app, "self@example.com", "Another-password-2")
+            .await
+            .status,
+        200
+    );
 }
 
 fn reset_yaml(smtp_port: u16) -> String {
@@ -230,8 +371,14 @@ fn reset_yaml(smtp_port: u16) -> String {
 
 fn token_from_mail(mail: &str) -> String {
     let unfolded = mail.replace("=\r\n", "").replace("=3D", "=");
-    let start = unfolded.find("token=").expect("the e-mail carries a token link") + "token=".len();
-    unfolded[start..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect()
+    let start = unfolded
+        .find("token=")
+        .expect("the e-mail carries a token link")
+        + "token=".len();
+    unfolded[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect()
 }
 
 #[tokio::test]
@@ -240,10 +387,25 @@ async fn password_reset_by_email_is_single_use_and_reveals_nothing() {
     let app = TestApp::start_with_yaml_extra(&reset_yaml(smtp.port)).await;
     let (old_token, _) = app.sign_up("reset@example.com", PW).await;
 
-    let known = app.post("/api/v1/auth/password/reset", None, &json!({"email": "Reset@Example.com"})).await;
-    let unknown = app.post("/api/v1/auth/password/reset", None, &json!({"email": "ghost@example.com"})).await;
+    let known = app
+        .post(
+            "/api/v1/auth/password/reset",
+            None,
+            &json!({"email": "Reset@Example.com"}),
+        )
+        .await;
+    let unknown = app
+        .post(
+            "/api/v1/auth/password/reset",
+            None,
+            &json!({"email": "ghost@example.com"}),
+        )
+        .await;
     assert_eq!(known.status, 200, "{}", known.text);
-    assert_eq!((known.status, known.text.clone()), (unknown.status, unknown.text.clone()));
+    assert_eq!(
+        (known.status, known.text.clone()),
+        (unknown.status, unknown.text.clone())
+    );
     let mails = smtp.wait_for(1).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(smtp.count(), 1, "only the real account gets an e-mail");
@@ -251,13 +413,22 @@ async fn password_reset_by_email_is_single_use_and_reveals_nothing() {
     assert_eq!(token.len(), 64, "{}", mails[0]);
     let stored_plain: i64 = app
         .admin
-        .query_one("SELECT count(*) FROM auth.one_time_tokens WHERE encode(token_hash, 'hex') = $1", &[&token])
+        .query_one(
+            "SELECT count(*) FROM auth.one_time_tokens WHERE encode(token_hash, 'hex') = $1",
+            &[&token],
+        )
         .await
         .unwrap()
         .get(0);
     assert_eq!(stored_plain, 0, "reset tokens must be stored hashed");
 
-    let weak = app.post("/api/v1/auth/password/reset/confirm", None, &json!({"token": token, "new_password": "weak"})).await;
+    let weak = app
+        .post(
+            "/api/v1/auth/password/reset/confirm",
+            None,
+            &json!({"token": token, "new_password": "weak"}),
+        )
+        .await;
     assert_eq!(weak.status, 400);
     assert_eq!(assert_error_shape(&weak), "WEAK_PASSWORD");
 
@@ -272,24 +443,52 @@ async fn password_reset_by_email_is_single_use_and_reveals_nothing() {
     let (a, b) = tokio::join!(confirm("Reset-password-A1"), confirm("Reset-password-B2"));
     let mut statuses = [a, b];
     statuses.sort();
-    assert_eq!(statuses, [200, 400], "one confirmation must win, one must fail");
-    let again = app.post("/api/v1/auth/password/reset/confirm", None, &json!({"token": token, "new_password": "Reset-password-C3"})).await;
+    assert_eq!(
+        statuses,
+        [200, 400],
+        "one confirmation must win, one must fail"
+    );
+    let again = app
+        .post(
+            "/api/v1/auth/password/reset/confirm",
+            None,
+            &json!({"token": token, "new_password": "Reset-password-C3"}),
+        )
+        .await;
     assert_eq!(again.status, 400);
     assert_error_shape(&again);
-    assert_eq!(app.get("/api/v1/auth/user", Some(&old_token)).await.status, 401, "sessions survive a reset");
-    let a_ok = sign_in(&app, "reset@example.com", "Reset-password-A1").await.status == 200;
-    let b_ok = sign_in(&app, "reset@example.com", "Reset-password-B2").await.status == 200;
+    assert_eq!(
+        app.get("/api/v1/auth/user", Some(&old_token)).await.status,
+        401,
+        "sessions survive a reset"
+    );
+    let a_ok = sign_in(&app, "reset@example.com", "Reset-password-A1")
+        .await
+        .status
+        == 200;
+    let b_ok = sign_in(&app, "reset@example.com", "Reset-password-B2")
+        .await
+        .status
+        == 200;
     assert!(a_ok ^ b_ok, "exactly the winning password works");
 
     let r = app
-        .post("/api/v1/auth/password/reset", None, &json!({"email": "reset@example.com", "redirect_to": "https://evil.example/"}))
+        .post(
+            "/api/v1/auth/password/reset",
+            None,
+            &json!({"email": "reset@example.com", "redirect_to": "https://evil.example/"}),
+        )
         .await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert_error_shape(&r);
 }
 
 async fn current_code(app: &TestApp, secret: &str) -> String {
-    app.admin.query_one("SELECT fluxbase.totp_current_code($1)", &[&secret]).await.unwrap().get(0)
+    app.admin
+        .query_one("SELECT fluxbase.totp_current_code($1)", &[&secret])
+        .await
+        .unwrap()
+        .get(0)
 }
 
 async fn next_window(app: &TestApp, email: &str) {
@@ -308,23 +507,61 @@ async fn next_window(app: &TestApp, email: &str) {
 async fn totp_two_factor_end_to_end() {
     let app = TestApp::start().await;
     let (token, _) = app.sign_up("totp@example.com", PW).await;
-    let setup = app.request(Method::POST, "/api/v1/auth/2fa/setup", Some(&token), None, &[]).await;
+    let setup = app
+        .request(
+            Method::POST,
+            "/api/v1/auth/2fa/setup",
+            Some(&token),
+            None,
+            &[],
+        )
+        .await;
     assert_eq!(setup.status, 200, "{}", setup.text);
     assert_eq!(setup.body["type"], "totp");
     let secret = setup.body["totp"]["secret"].as_str().unwrap().to_owned();
-    assert!(setup.body["totp"]["uri"].as_str().unwrap().contains("totp%40example.com") || setup.body["totp"]["uri"].as_str().unwrap().contains("totp@example.com"));
+    assert!(
+        setup.body["totp"]["uri"]
+            .as_str()
+            .unwrap()
+            .contains("totp%40example.com")
+            || setup.body["totp"]["uri"]
+                .as_str()
+                .unwrap()
+                .contains("totp@example.com")
+    );
     let qr = setup.body["totp"]["qr_code"].as_str().unwrap();
     assert!(qr.starts_with("data:image/png;base64,"), "{qr:.40}");
     use base64::Engine;
-    let png = base64::engine::general_purpose::STANDARD.decode(&qr["data:image/png;base64,".len()..]).unwrap();
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(&qr["data:image/png;base64,".len()..])
+        .unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    let stored: String = app.admin.query_one("SELECT secret_encrypted FROM auth.mfa_factors", &[]).await.unwrap().get(0);
-    assert!(!stored.contains(&secret), "the TOTP secret is stored in clear");
+    let stored: String = app
+        .admin
+        .query_one("SELECT secret_encrypted FROM auth.mfa_factors", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        !stored.contains(&secret),
+        "the TOTP secret is stored in clear"
+    );
 
     let code = current_code(&app, &secret).await;
-    let enabled = app.post("/api/v1/auth/2fa/enable", Some(&token), &json!({"code": code})).await;
+    let enabled = app
+        .post(
+            "/api/v1/auth/2fa/enable",
+            Some(&token),
+            &json!({"code": code}),
+        )
+        .await;
     assert_eq!(enabled.status, 200, "{}", enabled.text);
-    let backup: Vec<String> = enabled.body["backup_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().into()).collect();
+    let backup: Vec<String> = enabled.body["backup_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().into())
+        .collect();
     assert_eq!(backup.len(), 10);
     let status = app.get("/api/v1/auth/2fa/status", Some(&token)).await;
     assert_eq!(status.body["enabled"], true, "{}", status.text);
@@ -337,31 +574,75 @@ async fn totp_two_factor_end_to_end() {
     let mfa_token = step1.body["mfa_token"].as_str().unwrap().to_owned();
 
     // Nothing else completes it: no challenge, a made-up one, or a replayed code.
-    let r = app.post("/api/v1/auth/2fa/verify", None, &json!({"mfa_token": "made-up", "code": code})).await;
+    let r = app
+        .post(
+            "/api/v1/auth/2fa/verify",
+            None,
+            &json!({"mfa_token": "made-up", "code": code}),
+        )
+        .await;
     assert_eq!(r.status, 401, "{}", r.text);
-    let r = app.post("/api/v1/auth/2fa/verify", None, &json!({"mfa_token": mfa_token, "code": code})).await;
+    let r = app
+        .post(
+            "/api/v1/auth/2fa/verify",
+            None,
+            &json!({"mfa_token": mfa_token, "code": code}),
+        )
+        .await;
     assert_eq!(r.status, 401, "the enable code was replayed: {}", r.text);
     next_window(&app, "totp@example.com").await;
     let code2 = current_code(&app, &secret).await;
-    let done = app.post("/api/v1/auth/2fa/verify", None, &json!({"mfa_token": mfa_token, "code": code2})).await;
+    let done = app
+        .post(
+            "/api/v1/auth/2fa/verify",
+            None,
+            &json!({"mfa_token": mfa_token, "code": code2}),
+        )
+        .await;
     assert_eq!(done.status, 200, "{}", done.text);
     let aal2 = done.body["access_token"].as_str().unwrap().to_owned();
-    let again = app.post("/api/v1/auth/2fa/verify", None, &json!({"mfa_token": mfa_token, "code": code2})).await;
+    let again = app
+        .post(
+            "/api/v1/auth/2fa/verify",
+            None,
+            &json!({"mfa_token": mfa_token, "code": code2}),
+        )
+        .await;
     assert_eq!(again.status, 401, "an mfa_token worked twice");
     let step1b = sign_in(&app, "totp@example.com", PW).await;
     let replay = app
-        .post("/api/v1/auth/2fa/verify", None, &json!({"mfa_token": step1b.body["mfa_token"], "code": code2}))
+        .post(
+            "/api/v1/auth/2fa/verify",
+            None,
+            &json!({"mfa_token": step1b.body["mfa_token"], "code": code2}),
+        )
         .await;
     assert_eq!(replay.status, 401, "a TOTP code worked twice");
     let backup_ok = app
-        .post("/api/v1/auth/2fa/verify", None, &json!({"mfa_token": step1b.body["mfa_token"], "code": backup[0]}))
+        .post(
+            "/api/v1/auth/2fa/verify",
+            None,
+            &json!({"mfa_token": step1b.body["mfa_token"], "code": backup[0]}),
+        )
         .await;
     assert_eq!(backup_ok.status, 200, "{}", backup_ok.text);
 
     // Disabling needs the password and a current code.
-    let r = app.post("/api/v1/auth/2fa/disable", Some(&aal2), &json!({"password": PW, "code": "000000"})).await;
+    let r = app
+        .post(
+            "/api/v1/auth/2fa/disable",
+            Some(&aal2),
+            &json!({"password": PW, "code": "000000"}),
+        )
+        .await;
     assert!(r.status == 401 || r.status == 400, "{}", r.text);
-    let r = app.post("/api/v1/auth/2fa/disable", Some(&aal2), &json!({"password": PW, "code": backup[1]})).await;
+    let r = app
+        .post(
+            "/api/v1/auth/2fa/disable",
+            Some(&aal2),
+            &json!({"password": PW, "code": backup[1]}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
@@ -370,7 +651,10 @@ async fn expired_passwords_only_allow_a_change() {
     let app = TestApp::start().await;
     app.sign_up("old@example.com", PW).await;
     app.admin
-        .execute("UPDATE auth.users SET password_changed_at = now() - interval '100 days'", &[])
+        .execute(
+            "UPDATE auth.users SET password_changed_at = now() - interval '100 days'",
+            &[],
+        )
         .await
         .unwrap();
     let r = sign_in(&app, "old@example.com", PW).await;
@@ -390,8 +674,16 @@ async fn expired_passwords_only_allow_a_change() {
 
 #[tokio::test]
 async fn yaml_auth_settings_are_applied_at_start() {
-    let app = TestApp::start_with_yaml_extra("auth:\n  max_login_attempts: 2\n  password_min_length: 16\n  lockout_type: email\n").await;
-    let v: String = app.admin.query_one("SELECT auth.setting('max_login_attempts')", &[]).await.unwrap().get(0);
+    let app = TestApp::start_with_yaml_extra(
+        "auth:\n  max_login_attempts: 2\n  password_min_length: 16\n  lockout_type: email\n",
+    )
+    .await;
+    let v: String = app
+        .admin
+        .query_one("SELECT auth.setting('max_login_attempts')", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(v, "2");
     let cfg = app.get("/api/v1/auth/config", None).await;
     assert_eq!(cfg.status, 200, "{}", cfg.text);

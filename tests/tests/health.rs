@@ -8,13 +8,19 @@ async fn health_reports_the_database() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["status"], "ok");
     assert_eq!(r.body["services"]["database"], "ok");
-    assert!(r.body["timestamp"].as_str().is_some_and(|t| t.contains('T')));
+    assert!(r.body["timestamp"]
+        .as_str()
+        .is_some_and(|t| t.contains('T')));
 }
 
 #[tokio::test]
 async fn health_is_503_degraded_when_the_database_is_down() {
     // A port nothing listens on: bind one, then free it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let yaml = format!(
         "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"postgres://fluxbase_server:x@127.0.0.1:{port}/nope\"\n"
     );

@@ -5,7 +5,11 @@ use reqwest::Method;
 use serde_json::json;
 
 async fn note_count(app: &TestApp) -> i64 {
-    app.admin.query_one("SELECT count(*) FROM public.notes", &[]).await.unwrap().get(0)
+    app.admin
+        .query_one("SELECT count(*) FROM public.notes", &[])
+        .await
+        .unwrap()
+        .get(0)
 }
 
 #[tokio::test]
@@ -27,19 +31,42 @@ async fn unknown_columns_in_select_or_filters_are_400() {
         assert_error_shape(&r);
     }
     // The table is still there.
-    assert_eq!(app.get("/api/v1/tables/notes", Some(&alice)).await.status, 200);
+    assert_eq!(
+        app.get("/api/v1/tables/notes", Some(&alice)).await.status,
+        200
+    );
 }
 
 #[tokio::test]
 async fn filter_values_are_data_not_sql() {
     let app = TestApp::start().await;
     let (alice, _) = app.sign_up("alice@example.com", "Alice-password-1").await;
-    app.post("/api/v1/tables/notes", Some(&alice), &json!({"title": "x' OR '1'='1"})).await;
-    app.post("/api/v1/tables/notes", Some(&alice), &json!({"title": "other"})).await;
-    let r = app.get("/api/v1/tables/notes?select=title&title=eq.x'%20OR%20'1'='1", Some(&alice)).await;
+    app.post(
+        "/api/v1/tables/notes",
+        Some(&alice),
+        &json!({"title": "x' OR '1'='1"}),
+    )
+    .await;
+    app.post(
+        "/api/v1/tables/notes",
+        Some(&alice),
+        &json!({"title": "other"}),
+    )
+    .await;
+    let r = app
+        .get(
+            "/api/v1/tables/notes?select=title&title=eq.x'%20OR%20'1'='1",
+            Some(&alice),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body, json!([{"title": "x' OR '1'='1"}]));
-    let r = app.get("/api/v1/tables/notes?title=eq.nothing'%3B%20DELETE%20FROM%20notes%3B--", Some(&alice)).await;
+    let r = app
+        .get(
+            "/api/v1/tables/notes?title=eq.nothing'%3B%20DELETE%20FROM%20notes%3B--",
+            Some(&alice),
+        )
+        .await;
     assert_eq!((r.status, r.body.clone()), (200, json!([])));
     assert_eq!(note_count(&app).await, 2);
 }
@@ -48,12 +75,21 @@ async fn filter_values_are_data_not_sql() {
 async fn values_of_the_wrong_type_are_400() {
     let app = TestApp::start().await;
     let (alice, _) = app.sign_up("alice@example.com", "Alice-password-1").await;
-    for path in ["/api/v1/tables/notes?id=eq.not-a-number", "/api/v1/tables/notes?user_id=eq.not-a-uuid"] {
+    for path in [
+        "/api/v1/tables/notes?id=eq.not-a-number",
+        "/api/v1/tables/notes?user_id=eq.not-a-uuid",
+    ] {
         let r = app.get(path, Some(&alice)).await;
         assert_eq!(r.status, 400, "{path}: {}", r.text);
         assert_error_shape(&r);
     }
-    let r = app.post("/api/v1/tables/notes", Some(&alice), &json!({"title": "t", "is_public": "maybe"})).await;
+    let r = app
+        .post(
+            "/api/v1/tables/notes",
+            Some(&alice),
+            &json!({"title": "t", "is_public": "maybe"}),
+        )
+        .await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert_error_shape(&r);
     assert_eq!(note_count(&app).await, 0);
@@ -79,7 +115,13 @@ async fn unknown_tables_and_hidden_schemas_are_404() {
             assert_error_shape(&r);
         }
     }
-    let r = app.post("/api/v1/tables/auth/users", Some(&alice), &json!({"email": "x@example.com"})).await;
+    let r = app
+        .post(
+            "/api/v1/tables/auth/users",
+            Some(&alice),
+            &json!({"email": "x@example.com"}),
+        )
+        .await;
     assert_eq!(r.status, 404, "{}", r.text);
 }
 
@@ -105,14 +147,31 @@ async fn malformed_bodies_are_400_and_write_nothing() {
             .await
             .unwrap();
         let r = into_response(resp).await;
-        assert!(r.status == 400 || r.status == 415, "{body:?} as {content_type}: {} {}", r.status, r.text);
+        assert!(
+            r.status == 400 || r.status == 415,
+            "{body:?} as {content_type}: {} {}",
+            r.status,
+            r.text
+        );
         assert_error_shape(&r);
     }
-    let r = app.post("/api/v1/tables/notes", Some(&alice), &json!({"title": "a", "no_such_column": 1})).await;
+    let r = app
+        .post(
+            "/api/v1/tables/notes",
+            Some(&alice),
+            &json!({"title": "a", "no_such_column": 1}),
+        )
+        .await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert_error_shape(&r);
     // A bulk insert with one bad row writes none of them.
-    let r = app.post("/api/v1/tables/notes", Some(&alice), &json!([{"title": "fine"}, {"title": ""}])).await;
+    let r = app
+        .post(
+            "/api/v1/tables/notes",
+            Some(&alice),
+            &json!([{"title": "fine"}, {"title": ""}]),
+        )
+        .await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert_error_shape(&r);
     assert_eq!(note_count(&app).await, 0);
@@ -122,11 +181,32 @@ async fn malformed_bodies_are_400_and_write_nothing() {
 async fn update_and_delete_without_a_filter_are_refused() {
     let app = TestApp::start().await;
     let (alice, _) = app.sign_up("alice@example.com", "Alice-password-1").await;
-    app.post("/api/v1/tables/notes", Some(&alice), &json!({"title": "keep me"})).await;
-    let r = app.request(Method::PATCH, "/api/v1/tables/notes", Some(&alice), Some(&json!({"title": "all"})), &[]).await;
+    app.post(
+        "/api/v1/tables/notes",
+        Some(&alice),
+        &json!({"title": "keep me"}),
+    )
+    .await;
+    let r = app
+        .request(
+            Method::PATCH,
+            "/api/v1/tables/notes",
+            Some(&alice),
+            Some(&json!({"title": "all"})),
+            &[],
+        )
+        .await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert_error_shape(&r);
-    let r = app.request(Method::DELETE, "/api/v1/tables/notes", Some(&alice), None, &[]).await;
+    let r = app
+        .request(
+            Method::DELETE,
+            "/api/v1/tables/notes",
+            Some(&alice),
+            None,
+            &[],
+        )
+        .await;
     assert_eq!(r.status, 400, "{}", r.text);
     assert_error_shape(&r);
     assert_eq!(note_count(&app).await, 1);
@@ -156,6 +236,11 @@ async fn sign_up_input_is_validated() {
         assert_eq!(r.status, 400, "{body}: {}", r.text);
         assert_error_shape(&r);
     }
-    let count: i64 = app.admin.query_one("SELECT count(*) FROM auth.users", &[]).await.unwrap().get(0);
+    let count: i64 = app
+        .admin
+        .query_one("SELECT count(*) FROM auth.users", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(count, 0);
 }

@@ -5,14 +5,21 @@ use fluxbase_tests::*;
 use tokio_postgres::error::SqlState;
 
 async fn sqlstate(client: &tokio_postgres::Client, sql: &str) -> Option<SqlState> {
-    client.batch_execute(sql).await.err().and_then(|e| e.code().cloned())
+    client
+        .batch_execute(sql)
+        .await
+        .err()
+        .and_then(|e| e.code().cloned())
 }
 
 #[tokio::test]
 async fn the_signing_secret_is_invisible_to_the_server_role() {
     let app = TestApp::start().await;
     let db = app.cluster.as_server_role(&app.db).await;
-    assert_eq!(sqlstate(&db, "SHOW fluxbase.jwt_secret").await, Some(SqlState::INSUFFICIENT_PRIVILEGE));
+    assert_eq!(
+        sqlstate(&db, "SHOW fluxbase.jwt_secret").await,
+        Some(SqlState::INSUFFICIENT_PRIVILEGE)
+    );
     assert_eq!(
         sqlstate(&db, "SELECT current_setting('fluxbase.jwt_secret')").await,
         Some(SqlState::INSUFFICIENT_PRIVILEGE)
@@ -22,13 +29,19 @@ async fn the_signing_secret_is_invisible_to_the_server_role() {
         Some(SqlState::INSUFFICIENT_PRIVILEGE)
     );
     let rows = db
-        .query("SELECT setting FROM pg_settings WHERE name = 'fluxbase.jwt_secret'", &[])
+        .query(
+            "SELECT setting FROM pg_settings WHERE name = 'fluxbase.jwt_secret'",
+            &[],
+        )
         .await
         .unwrap();
     assert!(rows.is_empty(), "pg_settings shows the secret");
     let all = db.simple_query("SHOW ALL").await.unwrap();
     let dump = format!("{all:?}");
-    assert!(!dump.contains(&app.cluster.jwt_secret), "SHOW ALL shows the secret");
+    assert!(
+        !dump.contains(&app.cluster.jwt_secret),
+        "SHOW ALL shows the secret"
+    );
 }
 
 #[tokio::test]
@@ -43,14 +56,21 @@ async fn internals_and_auth_tables_are_out_of_reach() {
         "SELECT * FROM public.notes",
         "SELECT auth.sign_in('a@example.com', 'x')",
     ] {
-        assert_eq!(sqlstate(&db, sql).await, Some(SqlState::INSUFFICIENT_PRIVILEGE), "{sql}");
+        assert_eq!(
+            sqlstate(&db, sql).await,
+            Some(SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}"
+        );
     }
     // Even after authenticating as a user, the internals stay closed.
     let (alice, _) = app.sign_up("alice@example.com", "Alice-password-1").await;
     let sql = format!(
         "BEGIN; SELECT auth.authenticate('{alice}'); SELECT fluxbase.sign_token('{{}}'); COMMIT;"
     );
-    assert_eq!(sqlstate(&db, &sql).await, Some(SqlState::INSUFFICIENT_PRIVILEGE));
+    assert_eq!(
+        sqlstate(&db, &sql).await,
+        Some(SqlState::INSUFFICIENT_PRIVILEGE)
+    );
 }
 
 #[tokio::test]
@@ -103,22 +123,40 @@ async fn hand_set_claims_do_not_impersonate() {
     )
     .await
     .unwrap();
-    let uid: Option<String> = db.query_one("SELECT auth.uid()::text", &[]).await.unwrap().get(0);
+    let uid: Option<String> = db
+        .query_one("SELECT auth.uid()::text", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(uid, None);
     db.batch_execute("ROLLBACK").await.unwrap();
 
     // After a real authenticate, overwriting the claims does not switch user.
     db.batch_execute("BEGIN").await.unwrap();
-    db.execute("SELECT auth.authenticate($1)", &[&alice]).await.unwrap();
+    db.execute("SELECT auth.authenticate($1)", &[&alice])
+        .await
+        .unwrap();
     db.execute(
         "SELECT set_config('request.jwt.claims', json_build_object('sub', $1::text, 'role', 'service_role')::text, true)",
         &[&bob_id],
     )
     .await
     .unwrap();
-    let row = db.query_one("SELECT auth.uid()::text, auth.role(), current_user::text", &[]).await.unwrap();
-    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some(alice_id.as_str()));
-    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("authenticated"));
+    let row = db
+        .query_one(
+            "SELECT auth.uid()::text, auth.role(), current_user::text",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        row.get::<_, Option<String>>(0).as_deref(),
+        Some(alice_id.as_str())
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>(1).as_deref(),
+        Some("authenticated")
+    );
     assert_eq!(row.get::<_, String>(2), "authenticated");
     db.batch_execute("COMMIT").await.unwrap();
 }
@@ -129,14 +167,27 @@ async fn claims_do_not_leak_to_the_next_transaction() {
     let (alice, _) = app.sign_up("alice@example.com", "Alice-password-1").await;
     let db = app.cluster.as_server_role(&app.db).await;
     db.batch_execute("BEGIN").await.unwrap();
-    db.execute("SELECT auth.authenticate($1)", &[&alice]).await.unwrap();
+    db.execute("SELECT auth.authenticate($1)", &[&alice])
+        .await
+        .unwrap();
     db.batch_execute("COMMIT").await.unwrap();
-    let row = db.query_one("SELECT auth.uid() IS NULL, current_user::text", &[]).await.unwrap();
+    let row = db
+        .query_one("SELECT auth.uid() IS NULL, current_user::text", &[])
+        .await
+        .unwrap();
     assert!(row.get::<_, bool>(0), "auth.uid() survived the transaction");
     assert_eq!(row.get::<_, String>(1), "fluxbase_server");
     db.batch_execute("BEGIN").await.unwrap();
-    db.execute("SELECT auth.authenticate(NULL)", &[]).await.unwrap();
-    let row = db.query_one("SELECT auth.uid() IS NULL, current_user::text, auth.role()", &[]).await.unwrap();
+    db.execute("SELECT auth.authenticate(NULL)", &[])
+        .await
+        .unwrap();
+    let row = db
+        .query_one(
+            "SELECT auth.uid() IS NULL, current_user::text, auth.role()",
+            &[],
+        )
+        .await
+        .unwrap();
     assert!(row.get::<_, bool>(0));
     assert_eq!(row.get::<_, String>(1), "anon");
     assert_eq!(row.get::<_, Option<String>>(2).as_deref(), Some("anon"));
@@ -150,11 +201,22 @@ async fn refused_tokens_raise_sqlstate_28000_in_sql() {
     for token in [
         app.forge(serde_json::json!({"exp": now_secs() - 60})),
         app.forge(serde_json::json!({"aud": "other"})),
-        forge_with("another-secret-another-secret-another-secret", jsonwebtoken::Algorithm::HS256, serde_json::json!({})),
+        forge_with(
+            "another-secret-another-secret-another-secret",
+            jsonwebtoken::Algorithm::HS256,
+            serde_json::json!({}),
+        ),
         "eyJhbGciOiJub25lIn0.e30.".to_owned(),
     ] {
-        let err = db.execute("SELECT auth.authenticate($1)", &[&token]).await.expect_err("refused");
-        assert_eq!(err.code(), Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION), "{err:?}");
+        let err = db
+            .execute("SELECT auth.authenticate($1)", &[&token])
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            err.code(),
+            Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION),
+            "{err:?}"
+        );
     }
 }
 
@@ -164,14 +226,23 @@ async fn policies_see_the_verified_user() {
     let (alice, alice_id) = app.sign_up("alice@example.com", "Alice-password-1").await;
     let (bob, _) = app.sign_up("bob@example.com", "Bob-password-22").await;
     app.admin
-        .execute("INSERT INTO public.notes (user_id, title) VALUES ($1::text::uuid, 'mine')", &[&alice_id])
+        .execute(
+            "INSERT INTO public.notes (user_id, title) VALUES ($1::text::uuid, 'mine')",
+            &[&alice_id],
+        )
         .await
         .unwrap();
     let db = app.cluster.as_server_role(&app.db).await;
     for (token, expected) in [(&alice, 1i64), (&bob, 0)] {
         db.batch_execute("BEGIN").await.unwrap();
-        db.execute("SELECT auth.authenticate($1)", &[token]).await.unwrap();
-        let n: i64 = db.query_one("SELECT count(*) FROM public.notes", &[]).await.unwrap().get(0);
+        db.execute("SELECT auth.authenticate($1)", &[token])
+            .await
+            .unwrap();
+        let n: i64 = db
+            .query_one("SELECT count(*) FROM public.notes", &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(n, expected);
         db.batch_execute("ROLLBACK").await.unwrap();
     }
@@ -183,9 +254,17 @@ async fn reset_role_after_authenticate_is_refused() {
     let app = TestApp::start().await;
     let (alice, _) = app.sign_up("alice@example.com", "Alice-password-1").await;
     let db = app.cluster.as_server_role(&app.db).await;
-    for reset in ["RESET ROLE", "SET LOCAL ROLE NONE", "SELECT set_config('role', 'none', true)"] {
+    for reset in [
+        "RESET ROLE",
+        "SET LOCAL ROLE NONE",
+        "SELECT set_config('role', 'none', true)",
+    ] {
         let sql = format!("BEGIN; SELECT auth.authenticate('{alice}'); {reset}; SELECT auth.authenticate(NULL); COMMIT");
-        assert_eq!(sqlstate(&db, &sql).await, Some(SqlState::INSUFFICIENT_PRIVILEGE), "{reset}");
+        assert_eq!(
+            sqlstate(&db, &sql).await,
+            Some(SqlState::INSUFFICIENT_PRIVILEGE),
+            "{reset}"
+        );
         db.batch_execute("ROLLBACK").await.unwrap();
     }
 }

@@ -437,6 +437,9 @@ mod tests {
              SELECT coalesce(json_agg(_w), '[]')::text FROM _w"
         );
         let err = delete(&t, &q("", &t), false).unwrap_err();
-        assert_eq!((err.status.as_u16(), err.code), (400, "FILTER_REQUIRED"));
+        assert_eq!(
+            (err.status.as_u16(), err.code.as_ref()),
+            (400, "FILTER_REQUIRED")
+        );
     }
 }
