@@ -6,9 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# Every runner's output is kept so the closing line can total what ran.
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
+run() { "$@" 2>&1 | tee -a "$LOG"; }
 
 echo "== 1/3 server unit tests"
-cargo test -p fluxbase-server
+run cargo test -p fluxbase-server --no-fail-fast
 
 echo "== 2/3 extension tests (cargo pgrx test pg15)"
 (
@@ -18,9 +22,9 @@ echo "== 2/3 extension tests (cargo pgrx test pg15)"
     # in a folder that user owns.
     PGRX_DATA=/var/tmp/fluxbase-pgrx-test
     rm -rf "$PGRX_DATA"; mkdir -p "$PGRX_DATA"; chown postgres "$PGRX_DATA"
-    cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_DATA/data"
+    run cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_DATA/data"
   else
-    cargo pgrx test pg15
+    run cargo pgrx test pg15
   fi
 )
 
@@ -29,7 +33,19 @@ echo "== 3/3 black-box tests (real cluster, real server)"
 scripts/install-extension.sh >/dev/null
 STATE=.fluxbase/test
 scripts/cluster.sh destroy "$STATE"
-trap 'scripts/cluster.sh destroy "$STATE"' EXIT
+trap 'scripts/cluster.sh destroy "$STATE"; rm -f "$LOG"' EXIT
 scripts/cluster.sh init "$STATE" fluxbase_template
 scripts/cluster.sh psql "$STATE" fluxbase_template -f sql/demo.sql
-FLUXBASE_TEST_STATE="$ROOT/$STATE" FLUXBASE_REPO="$ROOT" cargo test -p fluxbase-tests
+FLUXBASE_TEST_STATE="$ROOT/$STATE" FLUXBASE_REPO="$ROOT" run cargo test -p fluxbase-tests --no-fail-fast
+
+# The closing line: every test of the three stages, totalled.
+python3 - "$LOG" <<'PY'
+import re, sys
+passed = failed = 0
+for line in open(sys.argv[1], errors="replace"):
+    m = re.search(r"test result: \w+\. (\d+) passed; (\d+) failed", line)
+    if m:
+        passed += int(m.group(1)); failed += int(m.group(2))
+print(f"total: {passed} passed, {failed} failed")
+sys.exit(1 if failed or passed == 0 else 0)
+PY
