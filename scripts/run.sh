@@ -12,24 +12,11 @@ if [ "$(scripts/cluster.sh psql "$STATE" fluxbase -Atc "SELECT to_regclass('publ
 fi
 
 set -a; . "$STATE/server.env"; set +a
-cat <<'TXT'
-
-Fluxbase is starting on http://127.0.0.1:8080  (SQL console: make psql)
-
-Try it (needs curl and python3; or paste the tokens by hand):
-  B=http://127.0.0.1:8080/api/v1
-  tok() { python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'; }
-  ALICE=$(curl -s $B/auth/signup -H 'Content-Type: application/json' \
-          -d '{"email":"alice@example.com","password":"Alice-password-1"}' | tok)
-  BOB=$(curl -s $B/auth/signup -H 'Content-Type: application/json' \
-          -d '{"email":"bob@example.com","password":"Bob-password-22"}' | tok)
-  curl -s $B/tables/notes -H "Authorization: Bearer $ALICE" -H 'Content-Type: application/json' \
-       -d '{"title":"private plans"}'
-  curl -s $B/tables/notes -H "Authorization: Bearer $ALICE" -H 'Content-Type: application/json' \
-       -d '{"title":"hello world","is_public":true}'
-  curl -s "$B/tables/notes?select=title,is_public" -H "Authorization: Bearer $BOB"   # only the public note
-  curl -s "$B/tables/notes?select=title"                                              # anonymous: public only
-  curl -s -i $B/auth/user -H "Authorization: Bearer ${ALICE}x"                        # tampered: 401
-
-TXT
+echo
+echo "Fluxbase is starting on http://127.0.0.1:8080  (SQL console: make psql)"
+echo "Try it in another terminal (the README's walkthrough):"
+echo
+# Printed from README.md itself, so the two cannot drift apart.
+awk '/^## Walkthrough/{w=1} w&&/^```sh/{p=1;next} p&&/^```/{exit} p' README.md
+echo
 exec cargo run --quiet --release -p fluxbase-server --bin fluxbase -- serve --config fluxbase.yaml

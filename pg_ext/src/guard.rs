@@ -1,24 +1,44 @@
-//! The role guard: no statement runs as an API role that `auth.authenticate` did not pick.
+//! The role guard: nothing runs as an API role that `auth.authenticate` did not pick.
 //!
 //! Why: the server's login role must be a member of `anon`, `authenticated` and
 //! `service_role` for `auth.authenticate` to `SET LOCAL ROLE`, and PostgreSQL would then let
 //! any SQL on that connection switch by hand too (`SET ROLE service_role`,
 //! `set_config('role', …)`, a function's `SET role` clause) and so bypass RLS. No setting
-//! can forbid that, so two executor hooks check, before every statement (nested ones in
-//! functions included), that the current outer role is either not an API role or exactly
-//! the one `auth.authenticate` verified in this transaction, and that a transaction that has
-//! authenticated does not drop back to the login role. Superuser sessions are exempt.
+//! can forbid that, so the guard works at two depths:
+//! 1. It wraps the check hook of the built-in `role` setting: outside `auth.authenticate`, a
+//!    switch to an API role is refused, and once a transaction has authenticated, any other
+//!    role change (`RESET ROLE`, `SET ROLE fluxbase_authenticator`, …) is refused too.
+//! 2. Defence in depth, two executor hooks check before every statement (nested ones in
+//!    functions included) that the current role is the verified one, or, before any
+//!    authentication, not an API role.
+//!
+//! Superuser sessions are exempt.
 use crate::claims;
 use crate::errors::raise;
 use crate::role_switch::{role_oid, API_ROLES};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use std::cell::Cell;
+use std::ffi::CStr;
 
 static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
+static mut ORIGINAL_ROLE_CHECK: pg_sys::GucStringCheckHook = None;
+
+thread_local! {
+    /// True only while `auth.authenticate` itself sets the role.
+    static SWITCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (which sets the `role` setting) as `auth.authenticate`'s own, permitted switch.
+pub fn as_authenticate_switch(f: impl FnOnce() + std::panic::UnwindSafe) {
+    SWITCHING.with(|s| s.set(true));
+    PgTryBuilder::new(f).finally(|| SWITCHING.with(|s| s.set(false))).execute();
+}
 static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
 
 pub fn install() {
     unsafe {
+        install_role_check();
         PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
         pg_sys::ExecutorStart_hook = Some(executor_start);
         PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
@@ -26,32 +46,73 @@ pub fn install() {
     }
 }
 
-/// Raises 42501 when the current role is an API role that was not verified.
+/// Why switching to `target` must be refused now, if it must (see the module comment).
+fn refusal(target: pg_sys::Oid) -> Option<String> {
+    if claims::authenticated_in_this_transaction() {
+        // `RESET ROLE` or any other switch after authenticating would hand injected SQL
+        // another role's grants; a request stays the role it was given.
+        return (!claims::is_verified_role(target))
+            .then(|| "the role cannot change after auth.authenticate() in the same transaction".to_owned());
+    }
+    API_ROLES
+        .iter()
+        .find(|r| role_oid(r) == target)
+        .map(|name| format!("the role \"{name}\" can only be assumed through auth.authenticate()"))
+}
+
+fn session_is_superuser() -> bool {
+    unsafe { pg_sys::superuser_arg(pg_sys::GetSessionUserId()) }
+}
+
+/// Raises 42501 when the current role is not one the guard allows.
 fn check_current_role() {
-    let session_user = unsafe { pg_sys::GetSessionUserId() };
-    if unsafe { pg_sys::superuser_arg(session_user) } {
+    if session_is_superuser() {
         return;
     }
     let outer = unsafe { pg_sys::GetOuterUserId() };
-    if claims::is_verified_role(outer) {
-        return;
+    if let Some(why) = refusal(outer) {
+        raise(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, why);
     }
-    if outer == session_user {
-        // `RESET ROLE` after authenticating would hand injected SQL the server role's own
-        // grants; once a request has authenticated, it stays the role it was given.
-        if claims::authenticated_in_this_transaction() {
-            raise(
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                "the role cannot be reset after auth.authenticate() in the same transaction",
-            );
+}
+
+/// Replaces the check hook of the built-in `role` setting with [`check_role`], which calls
+/// the original first.
+unsafe fn install_role_check() {
+    let vars = pg_sys::get_guc_variables();
+    for i in 0..pg_sys::GetNumConfigOptions() as usize {
+        let var = *vars.add(i);
+        if (*var).vartype == pg_sys::config_type::PGC_STRING && CStr::from_ptr((*var).name) == c"role" {
+            let string_var = var.cast::<pg_sys::config_string>();
+            ORIGINAL_ROLE_CHECK = (*string_var).check_hook;
+            (*string_var).check_hook = Some(check_role);
         }
-        return;
     }
-    if let Some(name) = API_ROLES.iter().find(|r| role_oid(r) == outer) {
-        raise(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("the role \"{name}\" can only be assumed through auth.authenticate()"),
-        );
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_role(
+    newval: *mut *mut std::ffi::c_char,
+    extra: *mut *mut std::ffi::c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    if let Some(original) = ORIGINAL_ROLE_CHECK {
+        if !original(newval, extra, source) {
+            return false;
+        }
+    }
+    if SWITCHING.with(Cell::get) || !pg_sys::IsTransactionState() || session_is_superuser() || (*newval).is_null() {
+        return true;
+    }
+    let name = CStr::from_ptr(*newval).to_string_lossy();
+    let target = if name == "none" { pg_sys::GetSessionUserId() } else { role_oid(&name) };
+    match refusal(target) {
+        None => true,
+        Some(why) => {
+            pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
+            let message = std::ffi::CString::new(why).unwrap_or_default();
+            pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(message.as_ptr());
+            false
+        }
     }
 }
 

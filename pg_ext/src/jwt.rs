@@ -16,6 +16,7 @@ pub enum TokenError {
     BadSignature,
     Expired,
     NotYetValid,
+    IssuedInTheFuture,
     WrongIssuer,
     WrongAudience,
     WrongAlgorithm,
@@ -33,6 +34,7 @@ impl TokenError {
             TokenError::BadSignature => "the token's signature does not match".into(),
             TokenError::Expired => "the token has expired".into(),
             TokenError::NotYetValid => "the token is not valid yet (nbf is in the future)".into(),
+            TokenError::IssuedInTheFuture => "the token claims to be issued in the future".into(),
             TokenError::WrongIssuer => "the token was issued by another issuer".into(),
             TokenError::WrongAudience => "the token is meant for another audience".into(),
             TokenError::WrongAlgorithm => {
@@ -95,6 +97,14 @@ pub fn verify(token: &str) -> Result<Value, TokenError> {
         _ => TokenError::Malformed,
     })?;
     let claims = data.claims;
+    // The database is the only signer, so a genuine token is never issued in the future (a
+    // few seconds are allowed for rounding of the epoch by other signers' tools).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    match claims.get("iat").and_then(Value::as_u64) {
+        Some(iat) if iat <= now + 5 => {}
+        Some(_) => return Err(TokenError::IssuedInTheFuture),
+        None => return Err(TokenError::MissingClaim("iat".into())),
+    }
     if claims.get("token_type").and_then(Value::as_str) != Some("access") {
         return Err(TokenError::NotAnAccessToken);
     }

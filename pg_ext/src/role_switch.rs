@@ -65,6 +65,6 @@ pub fn switch_to(role: &'static str) -> pg_sys::Oid {
             format!("the role \"{role}\" is missing; reinstall the fluxbase extension"),
         );
     }
-    set_local("role", role);
+    crate::guard::as_authenticate_switch(|| set_local("role", role));
     oid
 }

@@ -457,4 +457,114 @@ mod tests {
             .unwrap();
         assert!(!authenticates(&key));
     }
+
+    #[pg_test]
+    fn an_expired_session_refuses_refresh_and_access() {
+        let r = sign_up("exp@example.com");
+        Spi::run("UPDATE auth.sessions SET expires_at = now() - interval '1 second'").unwrap();
+        let refresh = json(&format!("SELECT auth.refresh('{}')", r["refresh_token"].as_str().unwrap()));
+        assert_eq!(refresh["error"]["code"], "INVALID_REFRESH_TOKEN");
+        assert!(!authenticates(r["access_token"].as_str().unwrap()));
+    }
+
+    #[pg_test]
+    fn purge_drops_only_blacklist_rows_past_their_expiry() {
+        Spi::run("INSERT INTO auth.revoked_tokens (jti, expires_at) VALUES ('old', now() - interval '1 minute'), ('live', now() + interval '1 minute')").unwrap();
+        assert_eq!(Spi::get_one::<i64>("SELECT auth.purge_expired()").unwrap(), Some(1));
+        let left = Spi::get_one::<String>("SELECT string_agg(jti, ',') FROM auth.revoked_tokens").unwrap();
+        assert_eq!(left.as_deref(), Some("live"));
+    }
+
+    #[pg_test]
+    fn a_reset_clears_the_lockout() {
+        sign_up("unlockme@example.com");
+        Spi::run("SELECT auth.set_setting('lockout_type', 'email')").unwrap();
+        for _ in 0..5 {
+            sign_in("unlockme@example.com", "Wrong-password-99", "10.1.1.1");
+        }
+        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM auth.lockouts").unwrap(), Some(1));
+        let token = Spi::get_one::<String>("SELECT auth.create_password_reset('unlockme@example.com')").unwrap().unwrap();
+        json(&format!("SELECT auth.reset_password('{token}', 'Unlocked-password-5')"));
+        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM auth.lockouts").unwrap(), Some(0));
+        let r = sign_in("unlockme@example.com", "Unlocked-password-5", "10.1.1.1");
+        assert!(r.get("access_token").is_some(), "{r}");
+    }
+
+    #[pg_test]
+    fn wrong_current_passwords_are_counted_and_lock() {
+        let r = sign_up("cur@example.com");
+        let token = r["access_token"].as_str().unwrap().to_owned();
+        Spi::run("SELECT auth.set_setting('lockout_type', 'email')").unwrap();
+        for i in 0..5 {
+            Spi::run(&format!("SELECT auth.authenticate('{token}')")).unwrap();
+            let r = json(&format!(
+                "SELECT auth.update_user('{{\"password\": \"New-password-77\", \"current_password\": \"Guess-{i}-password\"}}')"
+            ));
+            assert_eq!(r["error"]["code"], "INVALID_CREDENTIALS", "{r}");
+            Spi::run("RESET ROLE").unwrap();
+        }
+        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM auth.lockouts").unwrap(), Some(1));
+        Spi::run(&format!("SELECT auth.authenticate('{token}')")).unwrap();
+        let r = json(&format!(
+            "SELECT auth.update_user('{{\"password\": \"New-password-77\", \"current_password\": \"{PASSWORD}\"}}')"
+        ));
+        assert_eq!(r["error"]["code"], "INVALID_CREDENTIALS", "locked, even with the right password: {r}");
+    }
+
+    #[pg_test]
+    fn a_challenge_dies_after_max_attempts() {
+        sign_up("cap@example.com");
+        Spi::run("SELECT auth.set_setting('lockout_type', 'ip')").unwrap();
+        let uid = Spi::get_one::<pgrx::Uuid>("SELECT id FROM auth.users WHERE email = 'cap@example.com'").unwrap().unwrap();
+        Spi::run(&format!(
+            "INSERT INTO auth.mfa_factors (user_id, secret_encrypted, status) VALUES ('{uid}', fluxbase.encrypt_secret(fluxbase.totp_new_secret()), 'verified')"
+        ))
+        .unwrap();
+        let challenge = sign_in("cap@example.com", PASSWORD, "10.9.9.1");
+        let token = challenge["mfa_token"].as_str().unwrap().to_owned();
+        for i in 0..5 {
+            // A different IP each time, so only the per-challenge cap can stop this.
+            json(&format!("SELECT auth.mfa_verify('{token}', '000000', '10.9.8.{i}')"));
+        }
+        let r = json(&format!("SELECT auth.mfa_verify('{token}', '000000', '10.9.7.1')"));
+        assert_eq!(r["error"]["code"], "INVALID_MFA_TOKEN", "{r}");
+    }
+
+    #[pg_test(error = "user_metadata must be nested at most 8 levels deep")]
+    fn deep_metadata_is_refused() {
+        Spi::run(&format!(
+            "SELECT auth.sign_up('deep@example.com', '{PASSWORD}', '{{\"a\":{{\"a\":{{\"a\":{{\"a\":{{\"a\":{{\"a\":{{\"a\":{{\"a\":{{\"a\":1}}}}}}}}}}}}}}}}}}')"
+        ))
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn a_ban_kills_existing_tokens_for_good() {
+        let r = sign_up("unban@example.com");
+        let token = r["access_token"].as_str().unwrap().to_owned();
+        Spi::run("SELECT auth.ban_user((SELECT id FROM auth.users WHERE email = 'unban@example.com'), '1 day')").unwrap();
+        Spi::run("SELECT auth.ban_user((SELECT id FROM auth.users WHERE email = 'unban@example.com'), NULL)").unwrap();
+        assert!(!authenticates(&token), "lifting a ban revived an old token");
+    }
+
+    #[pg_test]
+    fn every_definer_function_pins_search_path_with_pg_temp_last() {
+        // Without pg_temp listed last, a caller's temporary domain named `text` would be found
+        // first and its check would run as the function's owner (the superuser).
+        let unsafe_functions = Spi::get_one::<Vec<String>>(
+            "SELECT coalesce(array_agg(p.oid::regprocedure::text), '{}') FROM pg_proc p \
+             JOIN pg_namespace n ON n.oid = p.pronamespace \
+             WHERE n.nspname IN ('auth', 'fluxbase') AND p.prosecdef \
+               AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(unsafe_functions.is_empty(), "{unsafe_functions:?}");
+        let definers = Spi::get_one::<i64>(
+            "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'auth' AND p.prosecdef",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(definers > 20, "{definers}");
+    }
 }

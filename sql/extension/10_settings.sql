@@ -14,7 +14,7 @@ COMMENT ON TABLE auth.settings IS 'Fluxbase settings (SQL-first). Change with au
 
 -- Whether `value` is a well-formed value of `kind`; NULL means yes, otherwise the reason.
 CREATE FUNCTION auth.setting_value_problem(kind text, value text) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $$
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT CASE kind
     WHEN 'text' THEN CASE WHEN value = '' THEN 'must not be empty' END
     WHEN 'integer' THEN CASE WHEN value !~ '^[0-9]{1,9}$' THEN 'must be a whole number of 0 or more' END
@@ -27,7 +27,7 @@ COMMENT ON FUNCTION auth.setting_value_problem(text, text) IS 'Internal: why a v
 
 -- Refuses a bad value at write time, naming the key, so a typo never silently means "default".
 CREATE FUNCTION auth.settings_validate() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   problem text := auth.setting_value_problem(NEW.kind, NEW.value);
 BEGIN
@@ -75,7 +75,7 @@ INSERT INTO auth.settings (key, value, kind, description) VALUES
 
 -- Reads one setting; raises when the key is unknown.
 CREATE FUNCTION auth.setting(setting_key text) RETURNS text
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   result text;
 BEGIN
@@ -90,17 +90,17 @@ COMMENT ON FUNCTION auth.setting(text) IS 'The value of one Fluxbase setting (se
 
 -- A boolean setting.
 CREATE FUNCTION auth.setting_bool(setting_key text) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $$ SELECT auth.setting(setting_key)::boolean $$;
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT auth.setting(setting_key)::boolean $$;
 COMMENT ON FUNCTION auth.setting_bool(text) IS 'A boolean Fluxbase setting.';
 
 -- An integer setting.
 CREATE FUNCTION auth.setting_int(setting_key text) RETURNS integer
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $$ SELECT auth.setting(setting_key)::integer $$;
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT auth.setting(setting_key)::integer $$;
 COMMENT ON FUNCTION auth.setting_int(text) IS 'An integer Fluxbase setting.';
 
 -- A duration setting (30s, 15m, 1h, 7d) as an interval.
 CREATE FUNCTION auth.setting_interval(setting_key text) RETURNS interval
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT make_interval(secs => (m[1])::bigint * CASE m[2] WHEN 's' THEN 1 WHEN 'm' THEN 60 WHEN 'h' THEN 3600 ELSE 86400 END)
   FROM regexp_match(auth.setting(setting_key), '^([0-9]+)(s|m|h|d)$') AS m
 $$;
@@ -108,7 +108,7 @@ COMMENT ON FUNCTION auth.setting_interval(text) IS 'A duration setting (30s, 15m
 
 -- Changes one setting (superuser, or whoever the administrator grants it to).
 CREATE FUNCTION auth.set_setting(setting_key text, new_value text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   UPDATE auth.settings SET value = new_value WHERE key = setting_key;
   IF NOT FOUND THEN
@@ -122,7 +122,7 @@ REVOKE ALL ON FUNCTION auth.set_setting(text, text) FROM PUBLIC;
 -- Applies the `auth:` section of fluxbase.yaml (a flat object of key → value) in one go;
 -- every key must exist and every value must be valid, or nothing changes.
 CREATE FUNCTION auth.apply_settings(settings jsonb) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   item record;
 BEGIN
@@ -141,7 +141,7 @@ REVOKE ALL ON FUNCTION auth.apply_settings(jsonb) FROM PUBLIC;
 -- What a client may know before signing in: the password rules and the 2FA requirements
 -- (GET /api/v1/auth/config). Nothing secret is in auth.settings, but this lists only these.
 CREATE FUNCTION auth.public_config() RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
   SELECT jsonb_build_object(
     'password_min_length', auth.setting_int('password_min_length'),
     'password_require_uppercase', auth.setting_bool('password_require_uppercase'),

@@ -3,7 +3,7 @@
 -- Canonical form of an e-mail address: trimmed, Unicode NFKC, lower-case. Applied once on
 -- every path (sign-up, sign-in, lockout keys, reset) so two spellings are one account.
 CREATE FUNCTION auth.normalize_email(email text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog AS $$
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
   SELECT lower(normalize(btrim(email), NFKC))
 $$;
 COMMENT ON FUNCTION auth.normalize_email(text) IS 'Canonical e-mail: trim, NFKC, lower-case.';
@@ -33,7 +33,7 @@ CREATE UNIQUE INDEX users_email_key ON auth.users (lower(email));
 
 -- The public view of an account: never the hash, a secret or a counter.
 CREATE FUNCTION auth.user_json(u auth.users) RETURNS jsonb
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT jsonb_build_object(
     'id', u.id, 'email', u.email, 'email_verified', u.email_verified, 'role', u.role,
     'user_metadata', u.user_metadata, 'app_metadata', u.app_metadata,
@@ -45,7 +45,7 @@ REVOKE ALL ON FUNCTION auth.user_json(auth.users) FROM PUBLIC;
 -- Every rule of the password policy the password breaks (empty when it is acceptable).
 -- Lengths count characters; the byte cap keeps argon2 from being fed megabytes.
 CREATE FUNCTION auth.password_problems(password text) RETURNS text[]
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   problems text[] := '{}';
   min_length int := auth.setting_int('password_min_length');
@@ -78,7 +78,7 @@ COMMENT ON FUNCTION auth.password_problems(text) IS 'Every password-policy rule 
 
 -- Raises FB422 (WEAK_PASSWORD) listing every broken rule in DETAIL as a JSON array.
 CREATE FUNCTION auth.check_password_policy(password text) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   problems text[] := auth.password_problems(password);
 BEGIN
@@ -90,10 +90,44 @@ END
 $$;
 COMMENT ON FUNCTION auth.check_password_policy(text) IS 'Raise FB422 with every broken rule (DETAIL: JSON array) unless the password meets the policy.';
 
+-- Refuses metadata that is not an object, larger than 16 KiB, or nested deeper than 8 levels
+-- (deep documents cost the server and every client that parses them).
+CREATE FUNCTION auth.check_metadata(metadata jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  depth int;
+BEGIN
+  IF metadata IS NULL THEN
+    RETURN;
+  END IF;
+  IF jsonb_typeof(metadata) <> 'object' THEN
+    RAISE EXCEPTION 'user_metadata must be a JSON object' USING ERRCODE = 'FB400';
+  END IF;
+  IF octet_length(metadata::text) > 16384 THEN
+    RAISE EXCEPTION 'user_metadata must be at most 16 KiB' USING ERRCODE = 'FB400';
+  END IF;
+  WITH RECURSIVE walk(value, level) AS (
+    SELECT metadata, 1
+    UNION ALL
+    SELECT child.value, walk.level + 1
+    FROM walk, LATERAL (
+      SELECT e.value FROM jsonb_each(CASE WHEN jsonb_typeof(walk.value) = 'object' THEN walk.value END) e
+      UNION ALL
+      SELECT a.value FROM jsonb_array_elements(CASE WHEN jsonb_typeof(walk.value) = 'array' THEN walk.value END) a
+    ) child
+    WHERE walk.level <= 8)
+  SELECT max(level) INTO depth FROM walk;
+  IF depth > 8 THEN
+    RAISE EXCEPTION 'user_metadata must be nested at most 8 levels deep' USING ERRCODE = 'FB400';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION auth.check_metadata(jsonb) IS 'FB400 unless metadata is an object of at most 16 KiB and 8 levels.';
+
 -- A tagged failure result. Functions whose failures must still commit (a failed sign-in is
 -- counted, a reused refresh token revokes its session) return this instead of raising.
 CREATE FUNCTION auth.failure(code text, message text) RETURNS jsonb
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $$
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT jsonb_build_object('error', jsonb_build_object('code', code, 'message', message))
 $$;
 COMMENT ON FUNCTION auth.failure(text, text) IS 'The {"error": {code, message}} result of a refused sign-in, refresh or verification.';

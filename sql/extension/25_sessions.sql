@@ -18,7 +18,7 @@ CREATE INDEX events_at_idx ON auth.events (at);
 -- Records one security event; the actor defaults to the verified caller.
 CREATE FUNCTION auth.record_event(event text, outcome text DEFAULT 'success', target_id uuid DEFAULT NULL,
                                   ip inet DEFAULT NULL, details jsonb DEFAULT '{}'::jsonb) RETURNS void
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
   INSERT INTO auth.events (event, outcome, actor_id, target_id, ip, details)
   VALUES (event, outcome, auth.uid(), target_id, ip, coalesce(details, '{}'::jsonb))
 $$;
@@ -98,14 +98,14 @@ COMMENT ON TABLE auth.api_keys IS 'Long-lived anon / service_role keys; revoke w
 
 -- SHA-256 of an opaque token: what is stored, so a database leak leaks no usable token.
 CREATE FUNCTION auth.token_hash(token text) RETURNS bytea
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog AS $$
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
   SELECT sha256(convert_to(token, 'UTF8'))
 $$;
 COMMENT ON FUNCTION auth.token_hash(text) IS 'SHA-256 of an opaque token (refresh, reset, challenge): only the hash is stored.';
 
 -- Revokes a session (idempotent), recording why.
 CREATE FUNCTION auth.revoke_session(session_id uuid, reason text) RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   UPDATE auth.sessions s SET revoked_at = now(), revoked_reason = reason
   WHERE s.id = revoke_session.session_id AND s.revoked_at IS NULL;
@@ -121,7 +121,7 @@ REVOKE ALL ON FUNCTION auth.revoke_session(uuid, text) FROM PUBLIC;
 
 -- Deletes blacklist entries and one-time tokens that have expired anyway.
 CREATE FUNCTION auth.purge_expired() RETURNS bigint
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   n bigint;
   m bigint;
@@ -142,7 +142,7 @@ REVOKE ALL ON FUNCTION auth.purge_expired() FROM PUBLIC;
 
 -- The keys a sign-in attempt counts against, per the lockout_type setting.
 CREATE FUNCTION auth.lockout_keys(email text, client_ip inet) RETURNS text[]
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT array_remove(ARRAY[
     CASE WHEN auth.setting('lockout_type') IN ('email', 'ip_and_email') AND email IS NOT NULL
          THEN 'email:' || auth.normalize_email(email) END,
@@ -154,7 +154,7 @@ COMMENT ON FUNCTION auth.lockout_keys(text, inet) IS 'Internal: the lockout keys
 -- Takes the row locks of the given keys (creating the rows), so that parallel attempts on
 -- one key run one after another and can never exceed the limit, and says whether any is locked.
 CREATE FUNCTION auth.lock_attempt_keys(keys text[]) RETURNS boolean
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   window_length interval := auth.setting_interval('lockout_duration');
   any_locked boolean;
@@ -174,7 +174,7 @@ REVOKE ALL ON FUNCTION auth.lock_attempt_keys(text[]) FROM PUBLIC;
 
 -- Counts one failure against each key, locking those that reach max_login_attempts.
 CREATE FUNCTION auth.record_login_failure(keys text[], client_ip inet) RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   newly_locked text;
 BEGIN
@@ -203,7 +203,7 @@ COMMENT ON VIEW auth.lockouts IS 'Lockout keys that are locked right now (email:
 
 -- Clears the lockout of an e-mail, an IP, or both (superuser).
 CREATE FUNCTION auth.unlock(email text DEFAULT NULL, ip inet DEFAULT NULL) RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   n integer;
 BEGIN

@@ -5,7 +5,7 @@
 -- Signs an access token for a session and builds the token response
 -- {user, access_token, refresh_token, token_type, expires_in, expires_at}.
 CREATE FUNCTION auth.token_response(u auth.users, session auth.sessions, refresh_token text) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   lifetime interval := auth.setting_interval('access_token_expiry');
   issued_at timestamptz := clock_timestamp();
@@ -41,7 +41,7 @@ REVOKE ALL ON FUNCTION auth.token_response(auth.users, auth.sessions, text) FROM
 -- Starts a session for a user who has proven who they are, and returns the token response.
 CREATE FUNCTION auth.start_session(u auth.users, aal text, amr jsonb, client_ip inet,
                                    enrollment_only boolean DEFAULT false) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   session auth.sessions;
   refresh text := fluxbase.random_token();
@@ -62,7 +62,7 @@ REVOKE ALL ON FUNCTION auth.start_session(auth.users, text, jsonb, inet, boolean
 -- FB409 (refused; the message does not say whether the address is taken).
 CREATE FUNCTION auth.sign_up(email text, password text, user_metadata jsonb DEFAULT '{}'::jsonb,
                              client_ip inet DEFAULT NULL) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   normalized text := auth.normalize_email(sign_up.email);
   created auth.users;
@@ -70,9 +70,7 @@ BEGIN
   IF normalized IS NULL OR normalized !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' OR length(normalized) > 320 THEN
     RAISE EXCEPTION 'a valid email address is required' USING ERRCODE = 'FB400';
   END IF;
-  IF sign_up.user_metadata IS NOT NULL AND jsonb_typeof(sign_up.user_metadata) <> 'object' THEN
-    RAISE EXCEPTION 'user_metadata must be a JSON object' USING ERRCODE = 'FB400';
-  END IF;
+  PERFORM auth.check_metadata(sign_up.user_metadata);
   PERFORM auth.check_password_policy(sign_up.password);
   BEGIN
     INSERT INTO auth.users (email, encrypted_password, user_metadata)
@@ -95,7 +93,7 @@ COMMENT ON FUNCTION auth.sign_up(text, text, jsonb, inet) IS
 -- Other outcomes: {requires_password_change, password_change_token, expires_in} when the
 -- password is older than password_max_age_days.
 CREATE FUNCTION auth.sign_in(email text, password text, client_ip inet DEFAULT NULL) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   normalized text := auth.normalize_email(sign_in.email);
   keys text[] := auth.lockout_keys(normalized, client_ip);
@@ -123,8 +121,11 @@ BEGIN
   END IF;
 
   -- Success: the e-mail's counter starts again (the IP's runs out on its own, so one valid
-  -- account cannot be used to reset an attacker's IP counter).
-  DELETE FROM auth.login_attempts a WHERE a.key = ANY (keys) AND a.key LIKE 'email:%';
+  -- account cannot be used to reset an attacker's IP counter). With 2FA on, only a completed
+  -- second step resets it, so wrong codes keep adding up across password steps.
+  IF NOT auth.has_mfa(account.id) THEN
+    DELETE FROM auth.login_attempts a WHERE a.key = ANY (keys) AND a.key LIKE 'email:%';
+  END IF;
   IF fluxbase.password_needs_rehash(account.encrypted_password) THEN
     UPDATE auth.users SET encrypted_password = fluxbase.hash_password(sign_in.password)
     WHERE id = account.id RETURNING * INTO account;
@@ -142,7 +143,7 @@ COMMENT ON FUNCTION auth.sign_in(text, text, inet) IS
 
 -- Creates a single-use token of `kind` and returns the response that carries it.
 CREATE FUNCTION auth.issue_one_time_token(user_id uuid, kind text, lifetime interval, client_ip inet) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   token text := fluxbase.random_token();
 BEGIN
@@ -163,7 +164,7 @@ REVOKE ALL ON FUNCTION auth.issue_one_time_token(uuid, text, interval, inet) FRO
 -- Consumes a single-use token of `kind` (row-locked, so two parallel requests cannot both
 -- use it) and returns its user id, or NULL when unknown, used or expired.
 CREATE FUNCTION auth.consume_one_time_token(token text, kind text) RETURNS uuid
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   found_token auth.one_time_tokens;
 BEGIN
@@ -183,7 +184,7 @@ REVOKE ALL ON FUNCTION auth.consume_one_time_token(text, text) FROM PUBLIC;
 -- What follows a correct password: a 2FA challenge when the account has TOTP, otherwise a
 -- session. (The 2FA slice replaces this function's body.)
 CREATE FUNCTION auth.complete_password_step(account auth.users, client_ip inet) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   RETURN auth.start_session(account, 'aal1', '["password"]'::jsonb, client_ip);
 END
@@ -195,7 +196,7 @@ REVOKE ALL ON FUNCTION auth.complete_password_step(auth.users, inet) FROM PUBLIC
 -- once; presenting a used one again revokes the whole session (someone else has a copy).
 -- Returns the token response or {"error": {"code": "INVALID_REFRESH_TOKEN"}}.
 CREATE FUNCTION auth.refresh(refresh_token text, client_ip inet DEFAULT NULL) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   presented auth.refresh_tokens;
   session auth.sessions;
@@ -236,7 +237,7 @@ COMMENT ON FUNCTION auth.refresh(text, inet) IS
 -- Signs the caller out: blacklists this access token at once and revokes its session, or
 -- with scope 'global' every session of the user.
 CREATE FUNCTION auth.sign_out(scope text DEFAULT 'local') RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   claims jsonb := auth.jwt();
   sid uuid;
@@ -268,7 +269,7 @@ COMMENT ON FUNCTION auth.sign_out(text) IS 'Blacklist the current access token a
 
 -- The signed-in user of this request, as the API shows it (NULL when anonymous).
 CREATE FUNCTION auth.me() RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
   SELECT auth.user_json(u) FROM auth.users u WHERE u.id = auth.uid()
 $$;
 COMMENT ON FUNCTION auth.me() IS 'The verified user of this request (no hash or counters), or NULL.';

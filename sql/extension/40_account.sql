@@ -26,7 +26,7 @@ CREATE INDEX mfa_backup_codes_user_idx ON auth.mfa_backup_codes (user_id);
 
 -- Whether a user has a verified TOTP factor.
 CREATE FUNCTION auth.has_mfa(user_id uuid) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
   SELECT EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = has_mfa.user_id AND f.status = 'verified')
 $$;
 COMMENT ON FUNCTION auth.has_mfa(uuid) IS 'Whether the user has a verified TOTP factor.';
@@ -35,7 +35,7 @@ REVOKE ALL ON FUNCTION auth.has_mfa(uuid) FROM PUBLIC;
 -- Raises unless this request may perform a sensitive operation: with 2FA on and
 -- require_2fa_for_sensitive_ops, the session must be aal2.
 CREATE FUNCTION auth.require_sensitive_op_assurance() RETURNS void
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF auth.setting_bool('require_2fa_for_sensitive_ops') AND auth.has_mfa(auth.uid())
      AND coalesce(auth.aal(), 'aal1') <> 'aal2' THEN
@@ -46,9 +46,33 @@ $$;
 COMMENT ON FUNCTION auth.require_sensitive_op_assurance() IS 'Internal: FB403 unless an account with 2FA uses an aal2 session.';
 REVOKE ALL ON FUNCTION auth.require_sensitive_op_assurance() FROM PUBLIC;
 
+-- Checks a password of a signed-in account the way sign-in does: counted against the e-mail's
+-- lockout key (and refused while it is locked), so re-entering a password cannot be used to
+-- guess it. Returns whether it matched; the caller returns (not raises) on false so the
+-- count commits.
+CREATE FUNCTION auth.proves_password(account auth.users, password text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  keys text[] := ARRAY['email:' || account.email];
+  locked boolean := auth.lock_attempt_keys(keys);
+  ok boolean := fluxbase.verify_password(CASE WHEN locked THEN NULL ELSE account.encrypted_password END, password);
+BEGIN
+  IF locked THEN
+    RETURN false;
+  END IF;
+  IF NOT ok THEN
+    PERFORM auth.record_login_failure(keys, NULL);
+    PERFORM auth.record_event('auth.password_check', 'failure', account.id);
+  END IF;
+  RETURN ok;
+END
+$$;
+COMMENT ON FUNCTION auth.proves_password(auth.users, text) IS 'Internal: a lockout-counted password check for a signed-in account.';
+REVOKE ALL ON FUNCTION auth.proves_password(auth.users, text) FROM PUBLIC;
+
 -- Sets a new (policy-checked) password and revokes sessions: all of them, or all but `keep`.
 CREATE FUNCTION auth.set_password(user_id uuid, new_password text, keep_session uuid DEFAULT NULL) RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   sid uuid;
 BEGIN
@@ -69,7 +93,7 @@ REVOKE ALL ON FUNCTION auth.set_password(uuid, text, uuid) FROM PUBLIC;
 -- Completes a sign-in whose password had expired: the one thing it allows is a new password.
 CREATE FUNCTION auth.change_expired_password(password_change_token text, new_password text,
                                              client_ip inet DEFAULT NULL) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   uid uuid := auth.consume_one_time_token(password_change_token, 'password_change');
   account auth.users;
@@ -90,7 +114,7 @@ COMMENT ON FUNCTION auth.change_expired_password(text, text, inet) IS
 -- NULL for an unknown address. Only the server's own role may call it (not anon), since the
 -- token is as good as the password.
 CREATE FUNCTION auth.create_password_reset(email text, client_ip inet DEFAULT NULL) RETURNS text
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   account_id uuid;
   token text;
@@ -112,7 +136,7 @@ COMMENT ON FUNCTION auth.create_password_reset(text, inet) IS
 
 -- Completes a reset: a policy-checked new password, every session revoked, lockout cleared.
 CREATE FUNCTION auth.reset_password(token text, new_password text, client_ip inet DEFAULT NULL) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   uid uuid := auth.consume_one_time_token(token, 'password_reset');
 BEGIN
@@ -131,11 +155,10 @@ COMMENT ON FUNCTION auth.reset_password(text, text, inet) IS
 -- Self-service profile update. Accepts only user_metadata, email and password (the latter two
 -- with current_password, or an aal2 session); any other field is refused and nothing changes.
 CREATE FUNCTION auth.update_user(changes jsonb) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   account auth.users;
   field text;
-  proven boolean;
 BEGIN
   IF auth.uid() IS NULL THEN
     RAISE EXCEPTION 'updating a user needs a signed-in user' USING ERRCODE = '42501';
@@ -151,18 +174,18 @@ BEGIN
   SELECT * INTO account FROM auth.users WHERE id = auth.uid() FOR UPDATE;
   IF changes ? 'email' OR changes ? 'password' THEN
     PERFORM auth.require_sensitive_op_assurance();
-    proven := coalesce(auth.aal(), 'aal1') = 'aal2'
-      OR CASE WHEN jsonb_typeof(changes->'current_password') = 'string'
-              THEN fluxbase.verify_password(account.encrypted_password, changes->>'current_password')
-              ELSE false END;
-    IF NOT proven THEN
-      RAISE EXCEPTION 'changing the email or password needs the current password' USING ERRCODE = 'FB403';
+    IF coalesce(auth.aal(), 'aal1') <> 'aal2' THEN
+      IF jsonb_typeof(changes->'current_password') IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'changing the email or password needs the current password' USING ERRCODE = 'FB403';
+      END IF;
+      -- Counted like a sign-in, so a stolen access token cannot guess the password online.
+      IF NOT auth.proves_password(account, changes->>'current_password') THEN
+        RETURN auth.failure('INVALID_CREDENTIALS', 'the current password is not correct');
+      END IF;
     END IF;
   END IF;
   IF changes ? 'user_metadata' THEN
-    IF jsonb_typeof(changes->'user_metadata') <> 'object' THEN
-      RAISE EXCEPTION 'user_metadata must be a JSON object' USING ERRCODE = 'FB400';
-    END IF;
+    PERFORM auth.check_metadata(changes->'user_metadata');
     UPDATE auth.users SET user_metadata = changes->'user_metadata', updated_at = now() WHERE id = account.id;
   END IF;
   IF changes ? 'email' THEN
@@ -199,11 +222,12 @@ COMMENT ON FUNCTION auth.update_user(jsonb) IS
 CREATE FUNCTION auth.create_user(email text, password text, role text DEFAULT 'authenticated',
                                  user_metadata jsonb DEFAULT '{}'::jsonb, app_metadata jsonb DEFAULT '{}'::jsonb,
                                  email_verified boolean DEFAULT true) RETURNS uuid
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   created uuid;
 BEGIN
   PERFORM auth.check_password_policy(create_user.password);
+  PERFORM auth.check_metadata(create_user.user_metadata);
   INSERT INTO auth.users (email, encrypted_password, role, user_metadata, app_metadata, email_verified)
   VALUES (auth.normalize_email(create_user.email), fluxbase.hash_password(create_user.password), create_user.role,
           create_user.user_metadata, create_user.app_metadata, create_user.email_verified)
@@ -216,7 +240,7 @@ COMMENT ON FUNCTION auth.create_user(text, text, text, jsonb, jsonb, boolean) IS
 
 -- Changes a user's application role; their sessions are revoked so old tokens lose the old role.
 CREATE FUNCTION auth.set_role(user_id uuid, new_role text) RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   old_role text;
 BEGIN
@@ -234,13 +258,17 @@ COMMENT ON FUNCTION auth.set_role(uuid, text) IS 'Admin: change a user''s applic
 
 -- Bans a user for a while (NULL lifts the ban). Their existing tokens stop working at once.
 CREATE FUNCTION auth.ban_user(user_id uuid, duration interval DEFAULT interval '100 years') RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   UPDATE auth.users u SET banned_until = CASE WHEN duration IS NULL THEN NULL ELSE now() + duration END,
                           updated_at = now()
   WHERE u.id = ban_user.user_id;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'no such user' USING ERRCODE = 'FB404';
+  END IF;
+  IF duration IS NOT NULL THEN
+    -- Lifting the ban later must not revive the tokens issued before it.
+    PERFORM auth.revoke_sessions(ban_user.user_id);
   END IF;
   PERFORM auth.record_event(CASE WHEN duration IS NULL THEN 'admin.user_unban' ELSE 'admin.user_ban' END,
     'success', ban_user.user_id, NULL, jsonb_build_object('duration', duration::text));
@@ -250,7 +278,7 @@ COMMENT ON FUNCTION auth.ban_user(uuid, interval) IS 'Admin: ban a user for a du
 
 -- Deletes a user with their sessions, factors and tokens.
 CREATE FUNCTION auth.delete_user(user_id uuid) RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   DELETE FROM auth.users u WHERE u.id = delete_user.user_id;
   IF NOT FOUND THEN
@@ -263,7 +291,7 @@ COMMENT ON FUNCTION auth.delete_user(uuid) IS 'Admin: delete a user; their token
 
 -- Revokes every session of a user. Returns how many.
 CREATE FUNCTION auth.revoke_sessions(user_id uuid) RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   sid uuid;
   n integer := 0;
@@ -279,7 +307,7 @@ COMMENT ON FUNCTION auth.revoke_sessions(uuid) IS 'Admin: revoke every session o
 
 -- Issues a long-lived API key (a signed token with role anon or service_role and no user).
 CREATE FUNCTION auth.issue_api_key(role text, name text, lifetime interval DEFAULT interval '1 year') RETURNS text
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   jti text := gen_random_uuid()::text;
   expires timestamptz := now() + lifetime;
@@ -299,7 +327,7 @@ COMMENT ON FUNCTION auth.issue_api_key(text, text, interval) IS 'Admin: issue an
 
 -- Revokes an API key by its jti.
 CREATE FUNCTION auth.revoke_api_key(jti text) RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF NOT EXISTS (SELECT FROM auth.api_keys k WHERE k.jti = revoke_api_key.jti) THEN
     RAISE EXCEPTION 'no such API key' USING ERRCODE = 'FB404';

@@ -5,7 +5,7 @@
 
 -- Application roles that count as administrators for require_2fa_for_admins.
 CREATE FUNCTION auth.is_admin_role(role text) RETURNS boolean
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $$
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT role IN ('admin', 'dashboard_admin', 'service_role')
 $$;
 COMMENT ON FUNCTION auth.is_admin_role(text) IS 'Whether an application role is an administrator role (admin, dashboard_admin, service_role).';
@@ -13,7 +13,7 @@ COMMENT ON FUNCTION auth.is_admin_role(text) IS 'Whether an application role is 
 -- Starts (or restarts) TOTP enrolment for the caller: a new secret, not active until enabled.
 -- Returns {id, type: "totp", totp: {secret, uri}}; the server adds the QR code.
 CREATE FUNCTION auth.mfa_setup() RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   secret text := fluxbase.totp_new_secret();
   factor auth.mfa_factors;
@@ -36,7 +36,7 @@ COMMENT ON FUNCTION auth.mfa_setup() IS 'Start TOTP enrolment: returns {id, type
 
 -- Activates the enrolment with a first code; returns {success, backup_codes: [10 codes]}.
 CREATE FUNCTION auth.mfa_enable(code text) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   factor auth.mfa_factors;
   step bigint;
@@ -63,7 +63,7 @@ COMMENT ON FUNCTION auth.mfa_enable(text) IS 'Activate TOTP with a first code; r
 -- Checks a code for a user: a TOTP code from an unused time step, or an unused backup code.
 -- Marks it used. Returns the method ('totp' / 'backup_code') or NULL.
 CREATE FUNCTION auth.mfa_check_code(user_id uuid, code text) RETURNS text
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   factor auth.mfa_factors;
   step bigint;
@@ -94,7 +94,7 @@ REVOKE ALL ON FUNCTION auth.mfa_check_code(uuid, text) FROM PUBLIC;
 -- Completes a 2FA sign-in: the mfa_token from the password step plus a code. Wrong codes
 -- count toward the lockout. Returns the token response (aal2) or {"error": {...}}.
 CREATE FUNCTION auth.mfa_verify(mfa_token text, code text, client_ip inet DEFAULT NULL) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   challenge auth.one_time_tokens;
   account auth.users;
@@ -104,6 +104,10 @@ BEGIN
   SELECT * INTO challenge FROM auth.one_time_tokens t
   WHERE t.token_hash = auth.token_hash(mfa_verify.mfa_token) AND t.kind = 'mfa_challenge' FOR UPDATE;
   IF NOT FOUND OR challenge.used_at IS NOT NULL OR challenge.expires_at <= now() THEN
+    RETURN auth.failure('INVALID_MFA_TOKEN', 'invalid or expired 2FA challenge');
+  END IF;
+  IF challenge.attempts >= auth.setting_int('max_login_attempts') THEN
+    UPDATE auth.one_time_tokens SET used_at = now() WHERE token_hash = challenge.token_hash;
     RETURN auth.failure('INVALID_MFA_TOKEN', 'invalid or expired 2FA challenge');
   END IF;
   SELECT * INTO account FROM auth.users u WHERE u.id = challenge.user_id;
@@ -131,7 +135,7 @@ COMMENT ON FUNCTION auth.mfa_verify(text, text, inet) IS
 -- Turns 2FA off: needs the password and a current code (and an aal2 session when
 -- require_2fa_for_sensitive_ops is on).
 CREATE FUNCTION auth.mfa_disable(password text, code text) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   account auth.users;
 BEGIN
@@ -143,8 +147,8 @@ BEGIN
     RAISE EXCEPTION '2FA is not enabled' USING ERRCODE = 'FB400';
   END IF;
   PERFORM auth.require_sensitive_op_assurance();
-  IF NOT fluxbase.verify_password(account.encrypted_password, password) OR auth.mfa_check_code(account.id, code) IS NULL THEN
-    RAISE EXCEPTION 'the password or the code is not valid' USING ERRCODE = 'FB401';
+  IF NOT auth.proves_password(account, password) OR auth.mfa_check_code(account.id, code) IS NULL THEN
+    RETURN auth.failure('INVALID_CREDENTIALS', 'the password or the code is not valid');
   END IF;
   DELETE FROM auth.mfa_factors WHERE user_id = account.id;
   DELETE FROM auth.mfa_backup_codes WHERE user_id = account.id;
@@ -156,7 +160,7 @@ COMMENT ON FUNCTION auth.mfa_disable(text, text) IS 'Turn 2FA off with the passw
 
 -- The caller's 2FA state.
 CREATE FUNCTION auth.mfa_status() RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
   SELECT jsonb_build_object(
     'enabled', coalesce(bool_or(f.status = 'verified'), false),
     'pending', coalesce(bool_or(f.status = 'unverified'), false),
@@ -169,7 +173,7 @@ COMMENT ON FUNCTION auth.mfa_status() IS 'The caller''s 2FA state: {enabled, pen
 -- After a correct password: a 2FA challenge when the account has TOTP; for an admin role
 -- without 2FA (require_2fa_for_admins), a session that only allows enrolling; otherwise a session.
 CREATE OR REPLACE FUNCTION auth.complete_password_step(account auth.users, client_ip inet) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF auth.has_mfa(account.id) THEN
     RETURN auth.issue_one_time_token(account.id, 'mfa_challenge', interval '5 minutes', client_ip);

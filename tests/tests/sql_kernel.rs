@@ -268,3 +268,56 @@ async fn reset_role_after_authenticate_is_refused() {
         db.batch_execute("ROLLBACK").await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn temporary_types_cannot_hijack_the_kernel_functions() {
+    // A domain named like a built-in type in pg_temp, whose check runs attacker code: if any
+    // SECURITY DEFINER function resolved `text` there, that code would run as the superuser.
+    let app = TestApp::start().await;
+    app.sign_up("alice@example.com", "Alice-password-1").await;
+    let db = app.cluster.as_server_role(&app.db).await;
+    db.batch_execute(
+        "CREATE FUNCTION pg_temp.pwn(v pg_catalog.text) RETURNS pg_catalog.bool LANGUAGE plpgsql AS \
+           $f$ BEGIN IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN \
+             RAISE EXCEPTION 'hijacked as superuser %', current_user; END IF; RETURN true; END $f$; \
+         CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.pwn(VALUE)); \
+         CREATE DOMAIN pg_temp.jsonb AS pg_catalog.jsonb CHECK (pg_temp.pwn(VALUE::pg_catalog.text)); \
+         CREATE DOMAIN pg_temp.uuid AS pg_catalog.uuid CHECK (pg_temp.pwn(VALUE::pg_catalog.text)); \
+         CREATE DOMAIN pg_temp.inet AS pg_catalog.inet CHECK (pg_temp.pwn(VALUE::pg_catalog.text));",
+    )
+    .await
+    .unwrap();
+    let issuer: String = db.query_one("SELECT auth.setting('jwt_issuer')", &[]).await.unwrap().get(0);
+    assert_eq!(issuer, "fluxbase");
+    db.batch_execute("BEGIN").await.unwrap();
+    db.execute("SELECT auth.authenticate(NULL)", &[]).await.unwrap();
+    let r: String = db
+        .query_one("SELECT auth.sign_in('alice@example.com', 'Alice-password-1', '127.0.0.1')::pg_catalog.text", &[])
+        .await
+        .expect("sign-in must not run the planted code")
+        .get(0);
+    assert!(r.contains("access_token"), "{r}");
+    db.batch_execute("COMMIT").await.unwrap();
+}
+
+#[tokio::test]
+async fn no_role_change_after_authenticate_and_no_api_role_by_hand() {
+    let app = TestApp::start().await;
+    let (alice, _) = app.sign_up("alice@example.com", "Alice-password-1").await;
+    let db = app.cluster.as_server_role(&app.db).await;
+    for (name, sql) in [
+        ("SET ROLE to the login group", format!("BEGIN; SELECT auth.authenticate('{alice}'); SET LOCAL ROLE fluxbase_authenticator; COMMIT")),
+        (
+            "a PL/pgSQL simple expression",
+            "BEGIN; SELECT auth.authenticate(NULL); DO $$ DECLARE v bigint; BEGIN \
+             PERFORM set_config('role', 'service_role', true); v := nextval('public.notes_id_seq'); END $$; COMMIT"
+                .to_owned(),
+        ),
+        ("set_config before any authenticate", "SELECT set_config('role', 'anon', false)".to_owned()),
+    ] {
+        assert_eq!(sqlstate(&db, &sql).await, Some(SqlState::INSUFFICIENT_PRIVILEGE), "{name}");
+        db.batch_execute("ROLLBACK").await.unwrap();
+    }
+    let role: String = db.query_one("SELECT current_user::text", &[]).await.unwrap().get(0);
+    assert_eq!(role, "fluxbase_server");
+}
