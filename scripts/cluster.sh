@@ -9,9 +9,10 @@
 #   scripts/cluster.sh destroy STATE_DIR    stop it and delete it
 #   scripts/cluster.sh psql  STATE_DIR DB [psql args]   psql as the cluster's superuser
 #
-# STATE_DIR receives: port, server.env (FLUXBASE_DB_PORT, FLUXBASE_DB_PASSWORD), jwt_secret,
-# socket_dir. PostgreSQL refuses to run as root, so as root every server command runs as the
-# `postgres` OS user; as an ordinary user it runs as that user.
+# STATE_DIR receives: port, server.env (FLUXBASE_DB_PORT, FLUXBASE_DB_PASSWORD), socket_dir, and
+# with FLUXBASE_EXPOSE_SECRET_FOR_TESTS=1 (test clusters only) jwt_secret.
+# PostgreSQL refuses to run as root, so as root every server command runs as the `postgres` OS
+# user; as an ordinary user it runs as that user.
 set -euo pipefail
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
@@ -68,7 +69,11 @@ init() {
     local mfa_key; mfa_key=$(random_secret)
     echo "$port" > "$state/port"
     echo "$root/run" > "$state/socket_dir"
-    (umask 077; echo "$secret" > "$state/jwt_secret")
+    # Only the black-box tests need the signing secret outside the cluster (to forge expired
+    # and wrong-audience tokens); a development cluster keeps it to itself.
+    if [ "${FLUXBASE_EXPOSE_SECRET_FOR_TESTS:-}" = 1 ]; then
+      (umask 077; echo "$secret" > "$state/jwt_secret")
+    fi
     # The signing secret and the TOTP encryption key go into their own file, readable only by the cluster's owner.
     as_pg sh -c "umask 077; printf \"fluxbase.jwt_secret = '%s'\nfluxbase.mfa_encryption_key = '%s'\n\" '$secret' '$mfa_key' > '$root/data/fluxbase_secret.conf'"
     as_pg sh -c "cat >> '$root/data/postgresql.conf'" <<CONF

@@ -34,7 +34,7 @@ scripts/install-extension.sh >/dev/null
 STATE=.fluxbase/test
 scripts/cluster.sh destroy "$STATE"
 trap 'scripts/cluster.sh destroy "$STATE"; rm -f "$LOG"' EXIT
-scripts/cluster.sh init "$STATE" fluxbase_template
+FLUXBASE_EXPOSE_SECRET_FOR_TESTS=1 scripts/cluster.sh init "$STATE" fluxbase_template
 scripts/cluster.sh psql "$STATE" fluxbase_template -f sql/demo.sql
 FLUXBASE_TEST_STATE="$ROOT/$STATE" FLUXBASE_REPO="$ROOT" run cargo test -p fluxbase-tests --no-fail-fast
 
