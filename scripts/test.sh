@@ -24,7 +24,11 @@ echo "== 2/3 extension tests (cargo pgrx test pg15)"
     rm -rf "$PGRX_DATA"; mkdir -p "$PGRX_DATA"; chown postgres "$PGRX_DATA"
     run cargo pgrx test pg15 --runas postgres --pgdata "$PGRX_DATA/data"
   else
-    run cargo pgrx test pg15
+    # As an ordinary user pgrx installs the test build with sudo (the PostgreSQL folders are
+    # root's) and runs the cluster as this same user.
+    PGRX_DATA=${TMPDIR:-/tmp}/fluxbase-pgrx-test-$(id -un)
+    rm -rf "$PGRX_DATA"; mkdir -p "$PGRX_DATA"
+    run cargo pgrx test pg15 --runas "$(id -un)" --pgdata "$PGRX_DATA/data"
   fi
 )
 
