@@ -54,6 +54,10 @@ fn refusal(target: pg_sys::Oid) -> Option<String> {
         return (!claims::is_verified_role(target))
             .then(|| "the role cannot change after auth.authenticate() in the same transaction".to_owned());
     }
+    // Fast path for the common case (every statement before a request authenticates).
+    if target == unsafe { pg_sys::GetSessionUserId() } {
+        return None;
+    }
     API_ROLES
         .iter()
         .find(|r| role_oid(r) == target)

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use std::path::Path;
 
 pub mod auth;
+pub mod edge;
 pub use auth::{AuthConfig, PasswordResetConfig, SmtpConfig, SmtpTls};
+pub use edge::{CorsConfig, HstsConfig, SecurityConfig, SecurityHeadersConfig};
 
 /// Schemas that can never be exposed through the API, whatever the configuration says:
 /// they hold accounts, secrets-adjacent internals or the catalogs.
@@ -45,6 +47,8 @@ pub struct Config {
     pub api: ApiConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub security: SecurityConfig,
 }
 
 /// Where the HTTP server listens.
@@ -56,6 +60,15 @@ pub struct ServerConfig {
     /// 0 picks a free port (used by tests).
     #[serde(default = "default_port")]
     pub port: u16,
+    /// Cross-origin access; none by default.
+    #[serde(default)]
+    pub cors: CorsConfig,
+    /// The largest request body accepted; larger ones get 413 `PAYLOAD_TOO_LARGE`.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// How long one request may take, body reading included; then 503 `REQUEST_TIMEOUT`.
+    #[serde(default = "default_request_timeout_seconds")]
+    pub request_timeout_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +76,9 @@ impl Default for ServerConfig {
         Self {
             host: default_host(),
             port: default_port(),
+            cors: CorsConfig::default(),
+            max_body_bytes: default_max_body_bytes(),
+            request_timeout_seconds: default_request_timeout_seconds(),
         }
     }
 }
@@ -114,6 +130,12 @@ fn default_host() -> String {
 fn default_port() -> u16 {
     8080
 }
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+fn default_request_timeout_seconds() -> u64 {
+    30
+}
 fn default_max_connections() -> usize {
     10
 }
@@ -164,6 +186,21 @@ impl Config {
         if self.server.host.trim().is_empty() {
             return invalid("server.host", "must not be empty");
         }
+        if self.server.max_body_bytes == 0 {
+            return invalid("server.max_body_bytes", "must be greater than 0");
+        }
+        if self.server.request_timeout_seconds == 0 {
+            return invalid("server.request_timeout_seconds", "must be greater than 0");
+        }
+        // Far beyond any sane request; also keeps the Duration arithmetic trivially safe.
+        if self.server.request_timeout_seconds > 86_400 {
+            return invalid(
+                "server.request_timeout_seconds",
+                "must be at most 86400 (one day)",
+            );
+        }
+        self.server.cors.validate()?;
+        self.security.headers.validate()?;
         if self.database.url.trim().is_empty() {
             return invalid("database.url", "must not be empty");
         }

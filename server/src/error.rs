@@ -64,6 +64,15 @@ impl ApiError {
         )
     }
 
+    /// A request body over `server.max_body_bytes`.
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            "The request body is too large",
+        )
+    }
+
     /// No credentials where they are required.
     pub fn unauthorized() -> Self {
         Self::new(

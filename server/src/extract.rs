@@ -135,11 +135,7 @@ fn missing_content_type() -> ApiError {
 }
 
 fn too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "PAYLOAD_TOO_LARGE",
-        "The request body is too large",
-    )
+    ApiError::payload_too_large()
 }
 
 /// An untyped JSON body that also keeps its original text.

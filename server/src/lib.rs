@@ -6,6 +6,7 @@
 //!
 //! Modules, one concern each:
 //! - [`config`]: `fluxbase.yaml` (interpolation, validation).
+//! - [`edge`]: security headers, CORS, body limit, request timeout.
 //! - [`db`]: the pool and [`db::with_request_tx`], the per-request transaction.
 //! - [`error`]: the error shape and the SQLSTATE mapping.
 //! - [`extract`]: extractors whose rejections use the error shape.
@@ -27,6 +28,7 @@ use tokio::net::TcpListener;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod mail;
@@ -200,7 +202,8 @@ fn report_tables_without_rls(cache: &SchemaCache) {
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let config = state.config().clone();
+    let router = Router::new()
         .route("/health", axum::routing::get(routes::health::health))
         .nest("/api/v1", routes::api_router())
         .fallback(routes::not_found)
@@ -208,9 +211,11 @@ pub fn app(state: AppState) -> Router {
         // Inside the request middleware, so a panic's 500 still gets a request id.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             observability::panic_response,
-        ))
-        .layer(axum::middleware::from_fn(observability::request_context))
-        .with_state(state)
+        ));
+    // See `edge` for the order of the layers and why.
+    let router = edge::inner_layers(router, &config)
+        .layer(axum::middleware::from_fn(observability::request_context));
+    edge::outer_layers(router, &config).with_state(state)
 }
 
 /// Serves the application on `listener` until the task is dropped. The peer address of each

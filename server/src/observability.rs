@@ -101,14 +101,17 @@ fn finish_error(mut response: Response, request_id: &str) -> Response {
     rendered
 }
 
-/// Keeps headers such as `Allow` from the original response; the body headers are the new one's.
+/// Keeps headers such as `Allow` or the CORS ones from the original response, every value of
+/// each; the body headers are the new one's.
 fn carry_headers(from: &Response, to: &mut Response) {
-    for (name, value) in from.headers() {
+    for name in from.headers().keys() {
         if name != header::CONTENT_TYPE
             && name != header::CONTENT_LENGTH
             && !to.headers().contains_key(name)
         {
-            to.headers_mut().insert(name.clone(), value.clone());
+            for value in from.headers().get_all(name) {
+                to.headers_mut().append(name.clone(), value.clone());
+            }
         }
     }
 }
@@ -121,7 +124,8 @@ pub fn error_for_status(status: StatusCode) -> ApiError {
         StatusCode::FORBIDDEN => "FORBIDDEN",
         StatusCode::NOT_FOUND => "NOT_FOUND",
         StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
-        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        // tower-http's body limit answers a too-large Content-Length with a bare 413.
+        StatusCode::PAYLOAD_TOO_LARGE => return ApiError::payload_too_large(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
         StatusCode::REQUEST_TIMEOUT => "REQUEST_TIMEOUT",
         StatusCode::TOO_MANY_REQUESTS => "TOO_MANY_REQUESTS",
