@@ -1,6 +1,6 @@
 //! `auth.authenticate(token)`: the first statement of every API transaction.
 use crate::errors::raise;
-use crate::{claims, jwt, kernel_queries, role_switch};
+use crate::{claims, jwt, kernel_queries, role_switch, token_cache};
 use pgrx::prelude::*;
 use serde_json::{json, Value};
 
@@ -24,27 +24,32 @@ fn uuid_claim(claims: &Value, name: &str) -> Option<pgrx::Uuid> {
 /// signature, algorithm, key and times in Rust; then issuer, audience and revocation (the
 /// token was signed out, its session revoked or expired, its user deleted or banned) from
 /// one database round.
-fn verified_claims(token: Option<&str>) -> Value {
+fn verified_claims(token: Option<&str>) -> token_cache::Verified {
     let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
-        return json!({ "role": "anon" });
+        let claims = json!({ "role": "anon" });
+        return token_cache::Verified {
+            json: claims.to_string(),
+            claims,
+        };
     };
-    let claims = jwt::verify(token).unwrap_or_else(|e| refuse(e));
+    let verified = token_cache::verify(token).unwrap_or_else(|e| refuse(e));
+    let claims = &verified.claims;
     let jti = claims["jti"].as_str().unwrap_or_default();
     let check = kernel_queries::check_token(
         jti,
-        uuid_claim(&claims, "session_id"),
-        uuid_claim(&claims, "sub"),
+        uuid_claim(claims, "session_id"),
+        uuid_claim(claims, "sub"),
     );
-    jwt::check_issuer_and_audience(&claims, &check.issuer, &check.audience)
+    jwt::check_issuer_and_audience(claims, &check.issuer, &check.audience)
         .unwrap_or_else(|e| refuse(e));
     if !check.active {
         refuse(jwt::TokenError::Revoked);
     }
-    claims
+    verified
 }
 
 pub fn authenticate(token: Option<&str>) {
-    let claims = verified_claims(token);
+    let token_cache::Verified { claims, json } = verified_claims(token);
     let app_role = claims.get("role").and_then(Value::as_str).unwrap_or("anon");
     let enrollment_only = claims
         .get("mfa_enrollment_required")
@@ -53,7 +58,7 @@ pub fn authenticate(token: Option<&str>) {
     let role_oid =
         role_switch::switch_to(role_switch::database_role_for(app_role, enrollment_only));
     // PostgREST-compatible, for policies written for it; the auth.* functions do not trust it.
-    role_switch::set_local("request.jwt.claims", &claims.to_string());
+    role_switch::set_local("request.jwt.claims", &json);
     claims::publish(role_oid, claims);
 }
 

@@ -32,7 +32,9 @@ thread_local! {
 /// Runs `f` (which sets the `role` setting) as `auth.authenticate`'s own, permitted switch.
 pub fn as_authenticate_switch(f: impl FnOnce() + std::panic::UnwindSafe) {
     SWITCHING.with(|s| s.set(true));
-    PgTryBuilder::new(f).finally(|| SWITCHING.with(|s| s.set(false))).execute();
+    PgTryBuilder::new(f)
+        .finally(|| SWITCHING.with(|s| s.set(false)))
+        .execute();
 }
 static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
 
@@ -51,8 +53,9 @@ fn refusal(target: pg_sys::Oid) -> Option<String> {
     if claims::authenticated_in_this_transaction() {
         // `RESET ROLE` or any other switch after authenticating would hand injected SQL
         // another role's grants; a request stays the role it was given.
-        return (!claims::is_verified_role(target))
-            .then(|| "the role cannot change after auth.authenticate() in the same transaction".to_owned());
+        return (!claims::is_verified_role(target)).then(|| {
+            "the role cannot change after auth.authenticate() in the same transaction".to_owned()
+        });
     }
     // Fast path for the common case (every statement before a request authenticates).
     if target == unsafe { pg_sys::GetSessionUserId() } {
@@ -85,7 +88,9 @@ unsafe fn install_role_check() {
     let vars = pg_sys::get_guc_variables();
     for i in 0..pg_sys::GetNumConfigOptions() as usize {
         let var = *vars.add(i);
-        if (*var).vartype == pg_sys::config_type::PGC_STRING && CStr::from_ptr((*var).name) == c"role" {
+        if (*var).vartype == pg_sys::config_type::PGC_STRING
+            && CStr::from_ptr((*var).name) == c"role"
+        {
             let string_var = var.cast::<pg_sys::config_string>();
             ORIGINAL_ROLE_CHECK = (*string_var).check_hook;
             (*string_var).check_hook = Some(check_role);
@@ -104,11 +109,19 @@ unsafe extern "C-unwind" fn check_role(
             return false;
         }
     }
-    if SWITCHING.with(Cell::get) || !pg_sys::IsTransactionState() || session_is_superuser() || (*newval).is_null() {
+    if SWITCHING.with(Cell::get)
+        || !pg_sys::IsTransactionState()
+        || session_is_superuser()
+        || (*newval).is_null()
+    {
         return true;
     }
     let name = CStr::from_ptr(*newval).to_string_lossy();
-    let target = if name == "none" { pg_sys::GetSessionUserId() } else { role_oid(&name) };
+    let target = if name == "none" {
+        pg_sys::GetSessionUserId()
+    } else {
+        role_oid(&name)
+    };
     match refusal(target) {
         None => true,
         Some(why) => {

@@ -99,7 +99,10 @@ pub fn verify(token: &str) -> Result<Value, TokenError> {
     let claims = data.claims;
     // The database is the only signer, so a genuine token is never issued in the future (a
     // few seconds are allowed for rounding of the epoch by other signers' tools).
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     match claims.get("iat").and_then(Value::as_u64) {
         Some(iat) if iat <= now + 5 => {}
         Some(_) => return Err(TokenError::IssuedInTheFuture),

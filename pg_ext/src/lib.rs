@@ -7,6 +7,7 @@
 //! - [`mfa`]: TOTP secrets, their encryption at rest, replay-proof code checks.
 //! - [`claims`]: the verified claims of the current transaction, kept in backend memory, and
 //!   `auth.uid()` and friends that read them.
+//! - [`token_cache`]: tokens this backend already verified (the times are still checked).
 //! - [`kernel_queries`]: the per-request lookups, prepared once per backend.
 //! - [`role_switch`]: switching the transaction to `anon` / `authenticated` / `service_role`.
 //! - [`guard`]: refuses statements run as an API role that was not switched to by
@@ -29,6 +30,7 @@ mod settings;
 mod tests;
 mod tests_auth_kernel;
 mod tests_mfa;
+mod token_cache;
 
 ::pgrx::pg_module_magic!();
 

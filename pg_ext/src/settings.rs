@@ -117,3 +117,16 @@ pub fn mfa_encryption_key() -> Result<Vec<u8>, &'static str> {
         Some(s) => Ok(s.into_bytes()),
     }
 }
+
+/// Everything that decides which tokens verify: the secret, the key id and the retired keys.
+/// When it changes, remembered verifications are forgotten (see `token_cache`).
+pub fn key_fingerprint() -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    for part in [JWT_SECRET.get(), JWT_KEY_ID.get(), JWT_PREVIOUS_KEYS.get()] {
+        if let Some(value) = part {
+            out.extend_from_slice(value.as_bytes());
+        }
+        out.push(0);
+    }
+    out
+}

@@ -462,7 +462,10 @@ mod tests {
     fn an_expired_session_refuses_refresh_and_access() {
         let r = sign_up("exp@example.com");
         Spi::run("UPDATE auth.sessions SET expires_at = now() - interval '1 second'").unwrap();
-        let refresh = json(&format!("SELECT auth.refresh('{}')", r["refresh_token"].as_str().unwrap()));
+        let refresh = json(&format!(
+            "SELECT auth.refresh('{}')",
+            r["refresh_token"].as_str().unwrap()
+        ));
         assert_eq!(refresh["error"]["code"], "INVALID_REFRESH_TOKEN");
         assert!(!authenticates(r["access_token"].as_str().unwrap()));
     }
@@ -470,8 +473,12 @@ mod tests {
     #[pg_test]
     fn purge_drops_only_blacklist_rows_past_their_expiry() {
         Spi::run("INSERT INTO auth.revoked_tokens (jti, expires_at) VALUES ('old', now() - interval '1 minute'), ('live', now() + interval '1 minute')").unwrap();
-        assert_eq!(Spi::get_one::<i64>("SELECT auth.purge_expired()").unwrap(), Some(1));
-        let left = Spi::get_one::<String>("SELECT string_agg(jti, ',') FROM auth.revoked_tokens").unwrap();
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT auth.purge_expired()").unwrap(),
+            Some(1)
+        );
+        let left =
+            Spi::get_one::<String>("SELECT string_agg(jti, ',') FROM auth.revoked_tokens").unwrap();
         assert_eq!(left.as_deref(), Some("live"));
     }
 
@@ -482,10 +489,21 @@ mod tests {
         for _ in 0..5 {
             sign_in("unlockme@example.com", "Wrong-password-99", "10.1.1.1");
         }
-        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM auth.lockouts").unwrap(), Some(1));
-        let token = Spi::get_one::<String>("SELECT auth.create_password_reset('unlockme@example.com')").unwrap().unwrap();
-        json(&format!("SELECT auth.reset_password('{token}', 'Unlocked-password-5')"));
-        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM auth.lockouts").unwrap(), Some(0));
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM auth.lockouts").unwrap(),
+            Some(1)
+        );
+        let token =
+            Spi::get_one::<String>("SELECT auth.create_password_reset('unlockme@example.com')")
+                .unwrap()
+                .unwrap();
+        json(&format!(
+            "SELECT auth.reset_password('{token}', 'Unlocked-password-5')"
+        ));
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM auth.lockouts").unwrap(),
+            Some(0)
+        );
         let r = sign_in("unlockme@example.com", "Unlocked-password-5", "10.1.1.1");
         assert!(r.get("access_token").is_some(), "{r}");
     }
@@ -503,19 +521,28 @@ mod tests {
             assert_eq!(r["error"]["code"], "INVALID_CREDENTIALS", "{r}");
             Spi::run("RESET ROLE").unwrap();
         }
-        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM auth.lockouts").unwrap(), Some(1));
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM auth.lockouts").unwrap(),
+            Some(1)
+        );
         Spi::run(&format!("SELECT auth.authenticate('{token}')")).unwrap();
         let r = json(&format!(
             "SELECT auth.update_user('{{\"password\": \"New-password-77\", \"current_password\": \"{PASSWORD}\"}}')"
         ));
-        assert_eq!(r["error"]["code"], "INVALID_CREDENTIALS", "locked, even with the right password: {r}");
+        assert_eq!(
+            r["error"]["code"], "INVALID_CREDENTIALS",
+            "locked, even with the right password: {r}"
+        );
     }
 
     #[pg_test]
     fn a_challenge_dies_after_max_attempts() {
         sign_up("cap@example.com");
         Spi::run("SELECT auth.set_setting('lockout_type', 'ip')").unwrap();
-        let uid = Spi::get_one::<pgrx::Uuid>("SELECT id FROM auth.users WHERE email = 'cap@example.com'").unwrap().unwrap();
+        let uid =
+            Spi::get_one::<pgrx::Uuid>("SELECT id FROM auth.users WHERE email = 'cap@example.com'")
+                .unwrap()
+                .unwrap();
         Spi::run(&format!(
             "INSERT INTO auth.mfa_factors (user_id, secret_encrypted, status) VALUES ('{uid}', fluxbase.encrypt_secret(fluxbase.totp_new_secret()), 'verified')"
         ))
@@ -524,9 +551,13 @@ mod tests {
         let token = challenge["mfa_token"].as_str().unwrap().to_owned();
         for i in 0..5 {
             // A different IP each time, so only the per-challenge cap can stop this.
-            json(&format!("SELECT auth.mfa_verify('{token}', '000000', '10.9.8.{i}')"));
+            json(&format!(
+                "SELECT auth.mfa_verify('{token}', '000000', '10.9.8.{i}')"
+            ));
         }
-        let r = json(&format!("SELECT auth.mfa_verify('{token}', '000000', '10.9.7.1')"));
+        let r = json(&format!(
+            "SELECT auth.mfa_verify('{token}', '000000', '10.9.7.1')"
+        ));
         assert_eq!(r["error"]["code"], "INVALID_MFA_TOKEN", "{r}");
     }
 

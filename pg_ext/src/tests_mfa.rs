@@ -209,9 +209,14 @@ mod tests {
             "SELECT auth.mfa_verify('{token}', '{}', '203.0.113.9')",
             code_for(&secret)
         ));
-        assert!(r.get("error").is_some(), "the right code after 5 wrong ones passed: {r}");
+        assert!(
+            r.get("error").is_some(),
+            "the right code after 5 wrong ones passed: {r}"
+        );
         // The e-mail's key is locked by the wrong codes: the password step is refused too.
-        let again = json(&format!("SELECT auth.sign_in('guess@example.com', '{PASSWORD}', '127.0.0.1')"));
+        let again = json(&format!(
+            "SELECT auth.sign_in('guess@example.com', '{PASSWORD}', '127.0.0.1')"
+        ));
         assert_eq!(again["error"]["code"], "INVALID_CREDENTIALS", "{again}");
     }
 
@@ -256,11 +261,18 @@ mod tests {
     #[pg_test]
     fn disabling_needs_a_current_code() {
         enrol("dis@example.com");
-        Spi::run(&format!("SELECT auth.authenticate('{}')", aal2_token("dis@example.com"))).unwrap();
+        Spi::run(&format!(
+            "SELECT auth.authenticate('{}')",
+            aal2_token("dis@example.com")
+        ))
+        .unwrap();
         let r = json(&format!("SELECT auth.mfa_disable('{PASSWORD}', '000000')"));
         assert_eq!(r["error"]["code"], "INVALID_CREDENTIALS", "{r}");
         Spi::run("RESET ROLE").unwrap();
-        let still = Spi::get_one::<bool>("SELECT auth.has_mfa(id) FROM auth.users WHERE email = 'dis@example.com'").unwrap();
+        let still = Spi::get_one::<bool>(
+            "SELECT auth.has_mfa(id) FROM auth.users WHERE email = 'dis@example.com'",
+        )
+        .unwrap();
         assert_eq!(still, Some(true));
     }
 

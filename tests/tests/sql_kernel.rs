@@ -287,10 +287,16 @@ async fn temporary_types_cannot_hijack_the_kernel_functions() {
     )
     .await
     .unwrap();
-    let issuer: String = db.query_one("SELECT auth.setting('jwt_issuer')", &[]).await.unwrap().get(0);
+    let issuer: String = db
+        .query_one("SELECT auth.setting('jwt_issuer')", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(issuer, "fluxbase");
     db.batch_execute("BEGIN").await.unwrap();
-    db.execute("SELECT auth.authenticate(NULL)", &[]).await.unwrap();
+    db.execute("SELECT auth.authenticate(NULL)", &[])
+        .await
+        .unwrap();
     let r: String = db
         .query_one("SELECT auth.sign_in('alice@example.com', 'Alice-password-1', '127.0.0.1')::pg_catalog.text", &[])
         .await
@@ -318,6 +324,10 @@ async fn no_role_change_after_authenticate_and_no_api_role_by_hand() {
         assert_eq!(sqlstate(&db, &sql).await, Some(SqlState::INSUFFICIENT_PRIVILEGE), "{name}");
         db.batch_execute("ROLLBACK").await.unwrap();
     }
-    let role: String = db.query_one("SELECT current_user::text", &[]).await.unwrap().get(0);
+    let role: String = db
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(role, "fluxbase_server");
 }
