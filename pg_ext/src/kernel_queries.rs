@@ -6,15 +6,44 @@
 //! login role needs no privilege on the auth tables. They name every table and operator
 //! with its schema, so the caller's `search_path` cannot redirect them.
 use crate::errors::raise;
+use crate::revocation;
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
 use pgrx::{pg_sys, PgOid};
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
 
 const TOKEN_CHECK: &str = include_str!("../../sql/kernel/token_check.sql");
 
 thread_local! {
     static TOKEN_CHECK_PLAN: OnceCell<OwnedPreparedStatement> = const { OnceCell::new() };
+    /// Positive answers, reusable while the revocation epoch is unchanged (see `revocation`).
+    static REMEMBERED: RefCell<HashMap<CheckKey, Remembered>> = RefCell::new(HashMap::new());
+}
+
+/// At most this many answers are remembered; past it they are forgotten all at once.
+const CAPACITY: usize = 512;
+
+type CheckKey = (String, Option<[u8; 16]>, Option<[u8; 16]>);
+
+struct Remembered {
+    epoch: (u64, u64),
+    issuer: String,
+    audience: String,
+    session_expires: Option<i64>,
+}
+
+/// Only under READ COMMITTED does the lookup's snapshot come after the epoch is read, which is
+/// what makes a remembered answer safe (the server's transactions are READ COMMITTED).
+fn may_remember() -> bool {
+    unsafe { pg_sys::XactIsoLevel == pg_sys::XACT_READ_COMMITTED as i32 }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// What the database says about a token (see `sql/kernel/token_check.sql`).
@@ -65,11 +94,64 @@ fn prepared<'a>(
 
 /// The expected issuer and audience, and whether the token is still usable: jti not
 /// blacklisted, and for a user token its session live and its user present and unbanned.
+/// A positive answer is reused while the revocation epoch is unchanged and the session has
+/// not run out (see `revocation`).
 pub fn check_token(
     jti: &str,
     session_id: Option<pgrx::Uuid>,
     user_id: Option<pgrx::Uuid>,
 ) -> TokenCheck {
+    let key: CheckKey = (
+        jti.to_owned(),
+        session_id.map(|u| *u.as_bytes()),
+        user_id.map(|u| *u.as_bytes()),
+    );
+    let epoch = revocation::current();
+    let remember = may_remember();
+    if remember {
+        let hit = REMEMBERED.with(|r| {
+            r.borrow().get(&key).and_then(|m| {
+                let live = m.epoch == epoch && m.session_expires.is_none_or(|end| now_secs() < end);
+                live.then(|| TokenCheck {
+                    issuer: m.issuer.clone(),
+                    audience: m.audience.clone(),
+                    active: true,
+                })
+            })
+        });
+        if let Some(check) = hit {
+            return check;
+        }
+    }
+    let (check, session_expires) = look_up(jti, session_id, user_id);
+    if remember && check.active {
+        REMEMBERED.with(|r| {
+            let mut r = r.borrow_mut();
+            if r.len() >= CAPACITY {
+                r.clear();
+            }
+            let issuer = check.issuer.clone();
+            let audience = check.audience.clone();
+            r.insert(
+                key,
+                Remembered {
+                    epoch,
+                    issuer,
+                    audience,
+                    session_expires,
+                },
+            );
+        });
+    }
+    check
+}
+
+/// The database lookup itself, and the session's end (epoch seconds) when there is a session.
+fn look_up(
+    jti: &str,
+    session_id: Option<pgrx::Uuid>,
+    user_id: Option<pgrx::Uuid>,
+) -> (TokenCheck, Option<i64>) {
     let types = [
         PgOid::BuiltIn(PgBuiltInOids::TEXTOID),
         PgOid::BuiltIn(PgBuiltInOids::UUIDOID),
@@ -79,23 +161,30 @@ pub fn check_token(
         Spi::connect(|client| {
             TOKEN_CHECK_PLAN.with(|cell| {
                 let plan = prepared(&client, cell, TOKEN_CHECK, &types);
-                client
-                    .select(
-                        plan,
-                        Some(1),
-                        &[jti.into(), session_id.into(), user_id.into()],
-                    )?
-                    .first()
-                    .get_three::<String, String, bool>()
+                let table = client.select(
+                    plan,
+                    Some(1),
+                    &[jti.into(), session_id.into(), user_id.into()],
+                )?;
+                let row = table.first();
+                Ok::<_, pgrx::spi::Error>((
+                    row.get::<String>(1)?,
+                    row.get::<String>(2)?,
+                    row.get::<bool>(3)?,
+                    row.get::<i64>(4)?,
+                ))
             })
         })
     });
     match row {
-        Ok((Some(issuer), Some(audience), active)) => TokenCheck {
-            issuer,
-            audience,
-            active: active == Some(true),
-        },
+        Ok((Some(issuer), Some(audience), active, session_expires)) => (
+            TokenCheck {
+                issuer,
+                audience,
+                active: active == Some(true),
+            },
+            session_expires,
+        ),
         _ => raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "the settings jwt_issuer and jwt_audience are missing from auth.settings",

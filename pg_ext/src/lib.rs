@@ -9,6 +9,7 @@
 //!   `auth.uid()` and friends that read them.
 //! - [`token_cache`]: tokens this backend already verified (the times are still checked).
 //! - [`kernel_queries`]: the per-request lookups, prepared once per backend.
+//! - [`revocation`]: the shared counter that says when a remembered check is stale.
 //! - [`role_switch`]: switching the transaction to `anon` / `authenticated` / `service_role`.
 //! - [`guard`]: refuses statements run as an API role that was not switched to by
 //!   `auth.authenticate` (so `SET ROLE service_role` by hand gets nowhere).
@@ -25,6 +26,7 @@ mod jwt;
 mod kernel_queries;
 mod mfa;
 mod password;
+mod revocation;
 mod role_switch;
 mod settings;
 mod tests;
@@ -55,10 +57,15 @@ extension_sql_file!(
     requires = ["users", claims::auth::uid]
 );
 extension_sql_file!(
+    "../../sql/extension/26_revocation_triggers.sql",
+    name = "revocation_triggers",
+    requires = ["sessions", revocation::fluxbase::note_revocation_change]
+);
+extension_sql_file!(
     "../../sql/extension/30_sign_in.sql",
     name = "sign_in",
     requires = [
-        "sessions",
+        "revocation_triggers",
         password::fluxbase::hash_password,
         password::fluxbase::verify_password,
         password::fluxbase::password_needs_rehash,
@@ -103,6 +110,7 @@ pub extern "C-unwind" fn _PG_init() {
         error!("fluxbase must be loaded at server start: add it to shared_preload_libraries");
     }
     settings::init();
+    revocation::init();
     guard::install();
 }
 

@@ -8,6 +8,7 @@ REVOKE ALL ON FUNCTION fluxbase.hash_password(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION fluxbase.verify_password(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION fluxbase.password_needs_rehash(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION fluxbase.random_token() FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.note_revocation_change() FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA auth FROM PUBLIC;
 
 -- Every API role may resolve auth.* names (policies call auth.uid()).

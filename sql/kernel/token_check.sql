@@ -3,6 +3,8 @@
 --   issuer, audience  the values tokens must name (auth.settings)
 --   active            $1 jti not on the blacklist, and for a user token ($3 = sub) its
 --                     session $2 live and its user present and not banned
+--   session_expires   when that session ends (epoch seconds), so a remembered answer
+--                     can lapse by itself
 -- Prepared once per backend and run as the extension's owner, so every table and operator is
 -- schema-qualified: the caller's search_path cannot redirect it.
 SELECT
@@ -16,4 +18,6 @@ SELECT
                    AND s.revoked_at IS NULL AND s.expires_at OPERATOR(pg_catalog.>) pg_catalog.now())
      AND EXISTS (SELECT FROM auth.users u
                  WHERE u.id OPERATOR(pg_catalog.=) $3
-                   AND (u.banned_until IS NULL OR u.banned_until OPERATOR(pg_catalog.<=) pg_catalog.now())))) AS active
+                   AND (u.banned_until IS NULL OR u.banned_until OPERATOR(pg_catalog.<=) pg_catalog.now())))) AS active,
+  (SELECT pg_catalog.floor(pg_catalog.date_part('epoch', s.expires_at))::pg_catalog.int8
+   FROM auth.sessions s WHERE s.id OPERATOR(pg_catalog.=) $2) AS session_expires

@@ -331,3 +331,68 @@ async fn no_role_change_after_authenticate_and_no_api_role_by_hand() {
         .get(0);
     assert_eq!(role, "fluxbase_server");
 }
+
+#[tokio::test]
+async fn a_revocation_committed_elsewhere_is_seen_at_once() {
+    // Backends remember positive token checks; a revocation committed by another backend
+    // must still be seen by the very next authenticate on this one.
+    let app = TestApp::start().await;
+    let (alice, alice_id) = app.sign_up("alice@example.com", "Alice-password-1").await;
+    let (bob, bob_id) = app.sign_up("bob@example.com", "Bob-password-22").await;
+    let db = app.cluster.as_server_role(&app.db).await;
+    let authenticates = |token: String| {
+        let db = &db;
+        async move {
+            let ok = db.batch_execute("BEGIN").await.is_ok()
+                && db
+                    .execute("SELECT auth.authenticate($1)", &[&token])
+                    .await
+                    .is_ok();
+            db.batch_execute("ROLLBACK").await.unwrap();
+            ok
+        }
+    };
+    for _ in 0..3 {
+        assert!(authenticates(alice.clone()).await);
+        assert!(authenticates(bob.clone()).await);
+    }
+    // Another backend (the superuser's) revokes Alice's sessions and bans Bob, and commits.
+    app.admin
+        .execute("SELECT auth.revoke_sessions($1::text::uuid)", &[&alice_id])
+        .await
+        .unwrap();
+    assert!(
+        !authenticates(alice.clone()).await,
+        "a remembered check outlived a revoked session"
+    );
+    app.admin
+        .execute("SELECT auth.ban_user($1::text::uuid, '1 hour')", &[&bob_id])
+        .await
+        .unwrap();
+    assert!(
+        !authenticates(bob.clone()).await,
+        "a remembered check outlived a ban"
+    );
+    // A blacklisted jti, likewise.
+    let (carol, _) = app.sign_up("carol@example.com", "Carol-password-3").await;
+    assert!(authenticates(carol.clone()).await);
+    let jti: String = {
+        use base64::Engine;
+        let payload = carol.split('.').nth(1).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        claims["jti"].as_str().unwrap().to_owned()
+    };
+    app.admin
+        .execute("INSERT INTO auth.revoked_tokens (jti, expires_at) VALUES ($1, now() + interval '1 hour')", &[&jti])
+        .await
+        .unwrap();
+    assert!(
+        !authenticates(carol.clone()).await,
+        "a remembered check outlived the blacklist"
+    );
+}
