@@ -34,9 +34,14 @@ struct Remembered {
 }
 
 /// Only under READ COMMITTED does the lookup's snapshot come after the epoch is read, which is
-/// what makes a remembered answer safe (the server's transactions are READ COMMITTED).
+/// what makes a remembered answer safe (the server's transactions are READ COMMITTED). A
+/// standby replays changes without running triggers, so its epoch never moves: never there.
+/// (Nor would a change committed with COMMIT PREPARED bump it; prepared transactions are off
+/// by default and not used by Fluxbase.)
 fn may_remember() -> bool {
-    unsafe { pg_sys::XactIsoLevel == pg_sys::XACT_READ_COMMITTED as i32 }
+    unsafe {
+        pg_sys::XactIsoLevel == pg_sys::XACT_READ_COMMITTED as i32 && !pg_sys::RecoveryInProgress()
+    }
 }
 
 fn now_secs() -> i64 {
