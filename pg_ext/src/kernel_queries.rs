@@ -24,23 +24,39 @@ thread_local! {
 /// At most this many answers are remembered; past it they are forgotten all at once.
 const CAPACITY: usize = 512;
 
-type CheckKey = (String, Option<[u8; 16]>, Option<[u8; 16]>);
+/// jti, session, user, and the oid of `auth.sessions` (so answers about the tables of a
+/// dropped and re-created extension are never reused).
+type CheckKey = (String, Option<[u8; 16]>, Option<[u8; 16]>, pg_sys::Oid);
 
 struct Remembered {
-    epoch: (u64, u64),
+    epoch: u64,
     issuer: String,
     audience: String,
     session_expires: Option<i64>,
 }
 
-/// Only under READ COMMITTED does the lookup's snapshot come after the epoch is read, which is
-/// what makes a remembered answer safe (the server's transactions are READ COMMITTED). A
-/// standby replays changes without running triggers, so its epoch never moves: never there.
-/// (Nor would a change committed with COMMIT PREPARED bump it; prepared transactions are off
-/// by default and not used by Fluxbase.)
+/// When an answer may be remembered or reused:
+/// - READ COMMITTED only: the lookup runs on a snapshot taken after the epoch was read (see
+///   [`look_up`]), which under REPEATABLE READ would not be fresh;
+/// - not once the transaction has written anything (it has an xid then): its own uncommitted
+///   changes, or ones a rolled-back savepoint undid, must not be remembered or trusted;
+/// - never on a standby, which replays changes without running triggers.
 fn may_remember() -> bool {
     unsafe {
-        pg_sys::XactIsoLevel == pg_sys::XACT_READ_COMMITTED as i32 && !pg_sys::RecoveryInProgress()
+        pg_sys::XactIsoLevel == pg_sys::XACT_READ_COMMITTED as i32
+            && pg_sys::GetTopTransactionIdIfAny() == pg_sys::InvalidTransactionId
+            && !pg_sys::RecoveryInProgress()
+    }
+}
+
+/// The oid of `auth.sessions` now (InvalidOid if missing).
+fn sessions_table_oid() -> pg_sys::Oid {
+    unsafe {
+        let namespace = pg_sys::get_namespace_oid(c"auth".as_ptr(), true);
+        if namespace == pg_sys::InvalidOid {
+            return pg_sys::InvalidOid;
+        }
+        pg_sys::get_relname_relid(c"sessions".as_ptr(), namespace)
     }
 }
 
@@ -106,13 +122,16 @@ pub fn check_token(
     session_id: Option<pgrx::Uuid>,
     user_id: Option<pgrx::Uuid>,
 ) -> TokenCheck {
+    // The epoch is read before the lookup's snapshot is taken: a change committed in between
+    // is then either seen by the lookup or bumps the epoch past what is remembered.
+    let epoch = revocation::current();
+    let remember = may_remember();
     let key: CheckKey = (
         jti.to_owned(),
         session_id.map(|u| *u.as_bytes()),
         user_id.map(|u| *u.as_bytes()),
+        sessions_table_oid(),
     );
-    let epoch = revocation::current();
-    let remember = may_remember();
     if remember {
         let hit = REMEMBERED.with(|r| {
             r.borrow().get(&key).and_then(|m| {
@@ -152,7 +171,21 @@ pub fn check_token(
 }
 
 /// The database lookup itself, and the session's end (epoch seconds) when there is a session.
+/// It runs on a fresh snapshot: SPI would otherwise reuse the calling statement's, taken
+/// before the epoch was read, and could remember an answer that a revocation committed in
+/// between has already made wrong.
 fn look_up(
+    jti: &str,
+    session_id: Option<pgrx::Uuid>,
+    user_id: Option<pgrx::Uuid>,
+) -> (TokenCheck, Option<i64>) {
+    unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
+    let result = look_up_in_active_snapshot(jti, session_id, user_id);
+    unsafe { pg_sys::PopActiveSnapshot() };
+    result
+}
+
+fn look_up_in_active_snapshot(
     jti: &str,
     session_id: Option<pgrx::Uuid>,
     user_id: Option<pgrx::Uuid>,

@@ -2,36 +2,34 @@
 //!
 //! Why: the database lookup of `auth.authenticate` (blacklist, session, user, issuer,
 //! audience) gives the same answer until one of those tables changes. Every change to them
-//! bumps a counter in shared memory, after its transaction commits (so every backend that
-//! reads the new value also sees the change), and a counter local to the writing backend at
-//! once (so its own transaction sees its own change). A backend reuses a check it made only
-//! while both counters are what they were when it made it.
+//! bumps a counter in shared memory after its transaction commits, so every backend that reads
+//! the new value also sees the change. A backend reuses a check it made only while the counter
+//! is what it was when it made it (and only in transactions that have written nothing, see
+//! `kernel_queries::may_remember`). A transaction that changed these tables cannot be prepared
+//! for two-phase commit: `COMMIT PREPARED` would never bump the counter.
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, register_xact_callback, PgAtomic, PgXactCallbackEvent};
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static EPOCH: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"fluxbase_revocation_epoch") };
-
-thread_local! {
-    static LOCAL: Cell<u64> = const { Cell::new(0) };
-}
 
 /// Reserves the shared counter (called from `_PG_init`, which runs at preload).
 pub fn init() {
     pg_shmem_init!(EPOCH);
 }
 
-/// The pair of counters a check is valid for.
-pub fn current() -> (u64, u64) {
-    (EPOCH.get().load(Ordering::Acquire), LOCAL.with(Cell::get))
+/// The counter a check is valid for.
+pub fn current() -> u64 {
+    EPOCH.get().load(Ordering::Acquire)
 }
 
 /// Records that tokens, sessions, users or settings changed in this transaction.
 pub fn note_change() {
-    LOCAL.with(|l| l.set(l.get().wrapping_add(1)));
     register_xact_callback(PgXactCallbackEvent::Commit, || {
         EPOCH.get().fetch_add(1, Ordering::AcqRel);
+    });
+    register_xact_callback(PgXactCallbackEvent::PrePrepare, || {
+        pgrx::error!("a transaction that changes Fluxbase tokens, sessions, users or settings cannot be prepared (two-phase commit)");
     });
 }
 

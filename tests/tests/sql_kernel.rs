@@ -396,3 +396,97 @@ async fn a_revocation_committed_elsewhere_is_seen_at_once() {
         "a remembered check outlived the blacklist"
     );
 }
+
+/// Whether `token` passes auth.authenticate on `db` (in a transaction of its own).
+async fn passes(db: &tokio_postgres::Client, token: &str) -> bool {
+    db.batch_execute("BEGIN").await.unwrap();
+    let ok = db
+        .execute("SELECT auth.authenticate($1)", &[&token])
+        .await
+        .is_ok();
+    db.batch_execute("ROLLBACK").await.unwrap();
+    ok
+}
+
+#[tokio::test]
+async fn a_revocation_between_snapshot_and_lookup_is_not_remembered() {
+    // A cursor's snapshot is taken when it is declared; the revocation commits before it runs.
+    let app = TestApp::start().await;
+    let (alice, alice_id) = app.sign_up("alice@example.com", "Alice-password-1").await;
+    let db = app.cluster.as_server_role(&app.db).await;
+    assert!(passes(&db, &alice).await);
+    db.batch_execute(&format!(
+        "BEGIN; DECLARE c CURSOR FOR SELECT auth.authenticate('{alice}')"
+    ))
+    .await
+    .unwrap();
+    app.admin
+        .execute("SELECT auth.revoke_sessions($1::text::uuid)", &[&alice_id])
+        .await
+        .unwrap();
+    let fetched = db.batch_execute("FETCH c").await;
+    assert!(
+        fetched.is_err(),
+        "the revoked token passed inside the cursor"
+    );
+    db.batch_execute("ROLLBACK").await.unwrap();
+    assert!(
+        !passes(&db, &alice).await,
+        "the revoked token was remembered as valid"
+    );
+}
+
+#[tokio::test]
+async fn rolled_back_writes_are_never_remembered() {
+    let app = TestApp::start().await;
+    app.sign_up("alice@example.com", "Alice-password-1").await;
+    // As the superuser (who may call everything): a session created and rolled back.
+    let su = &app.admin;
+    su.batch_execute("BEGIN").await.unwrap();
+    let token: String = su
+        .query_one(
+            "SELECT auth.sign_in('alice@example.com', 'Alice-password-1')->>'access_token'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    su.execute("SELECT auth.authenticate($1)", &[&token])
+        .await
+        .unwrap();
+    su.batch_execute("ROLLBACK").await.unwrap();
+    assert!(
+        !passes(su, &token).await,
+        "a token of a rolled-back session was remembered"
+    );
+}
+
+#[tokio::test]
+async fn replica_mode_writes_and_deleted_api_keys_still_revoke() {
+    let app = TestApp::start().await;
+    let (alice, alice_id) = app.sign_up("alice@example.com", "Alice-password-1").await;
+    let db = app.cluster.as_server_role(&app.db).await;
+    assert!(passes(&db, &alice).await);
+    app.admin
+        .batch_execute(&format!(
+            "SET session_replication_role = replica; SELECT auth.revoke_sessions('{alice_id}'); RESET session_replication_role"
+        ))
+        .await
+        .unwrap();
+    assert!(
+        !passes(&db, &alice).await,
+        "a revocation applied in replica mode was missed"
+    );
+    let key: String = app
+        .admin
+        .query_one("SELECT auth.issue_api_key('service_role', 'ci')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(passes(&db, &key).await);
+    app.admin
+        .execute("DELETE FROM auth.api_keys WHERE name = 'ci'", &[])
+        .await
+        .unwrap();
+    assert!(!passes(&db, &key).await, "a deleted API key still works");
+}
