@@ -17,7 +17,6 @@ CREATE POLICY own ON public.bench_verified FOR SELECT TO authenticated USING (us
 CREATE POLICY own ON public.bench_unchecked FOR SELECT TO authenticated
   USING (user_id = (current_setting('request.jwt.claims', true)::json->>'sub')::uuid);
 GRANT SELECT ON public.bench_verified, public.bench_unchecked TO authenticated;
--- Lets the in-SQL loops call authenticate (and bump the epoch) after the first call switched role.
-GRANT USAGE ON SCHEMA fluxbase TO authenticated;
-GRANT EXECUTE ON FUNCTION auth.authenticate(text), fluxbase.note_revocation_change() TO authenticated;
+-- Lets the in-SQL loops call authenticate again after the first call switched role.
+GRANT EXECUTE ON FUNCTION auth.authenticate(text) TO authenticated;
 ANALYZE;
