@@ -9,6 +9,7 @@
 //! for two-phase commit: `COMMIT PREPARED` would never bump the counter.
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, register_xact_callback, PgAtomic, PgXactCallbackEvent};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static EPOCH: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"fluxbase_revocation_epoch") };
@@ -23,8 +24,19 @@ pub fn current() -> u64 {
     EPOCH.get().load(Ordering::Acquire)
 }
 
+thread_local! {
+    /// The local transaction id the callbacks below are registered for: once per transaction
+    /// is enough, however many statements change the tables.
+    static REGISTERED_FOR: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
 /// Records that tokens, sessions, users or settings changed in this transaction.
 pub fn note_change() {
+    // SAFETY: MyProc is set for every backend that runs SQL.
+    let lxid = unsafe { (*pgrx::pg_sys::MyProc).lxid };
+    if REGISTERED_FOR.with(|r| r.replace(Some(lxid))) == Some(lxid) {
+        return;
+    }
     register_xact_callback(PgXactCallbackEvent::Commit, || {
         EPOCH.get().fetch_add(1, Ordering::AcqRel);
     });

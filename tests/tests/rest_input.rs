@@ -108,6 +108,12 @@ async fn unknown_tables_and_hidden_schemas_are_404() {
         "/api/v1/tables/pg_catalog/pg_authid",
         "/api/v1/tables/information_schema/tables",
         "/api/v1/tables/notes%22%3B--",
+        "/api/v1/tables/AUTH/users",
+        "/api/v1/tables/Auth/users",
+        "/api/v1/tables/%22auth%22/users",
+        "/api/v1/tables/auth.users",
+        "/api/v1/tables/%20auth/users",
+        "/api/v1/tables/public/..%2Fauth%2Fusers",
     ] {
         for token in [None, Some(alice.as_str())] {
             let r = app.get(path, token).await;

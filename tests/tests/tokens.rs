@@ -75,6 +75,9 @@ async fn bad_tokens_get_401_on_every_route_and_change_nothing() {
     let app = TestApp::start().await;
     let (real, _) = app.sign_up("alice@example.com", "Alice-password-1").await;
     let note = json!({"title": "should never be written"});
+    let metadata = json!({"user_metadata": {"pwned": true}});
+    let code = json!({"code": "123456"});
+    let disable = json!({"password": "Alice-password-1", "code": "123456"});
     let routes: Vec<(Method, &str, Option<&serde_json::Value>)> = vec![
         (Method::GET, "/api/v1/auth/user", None),
         (Method::GET, "/api/v1/tables/notes", None),
@@ -82,6 +85,13 @@ async fn bad_tokens_get_401_on_every_route_and_change_nothing() {
         (Method::POST, "/api/v1/tables/notes", Some(&note)),
         (Method::PATCH, "/api/v1/tables/notes?id=eq.1", Some(&note)),
         (Method::DELETE, "/api/v1/tables/notes?id=eq.1", None),
+        (Method::PATCH, "/api/v1/auth/user", Some(&metadata)),
+        (Method::POST, "/api/v1/auth/signout", None),
+        (Method::POST, "/api/v1/auth/logout?scope=global", None),
+        (Method::POST, "/api/v1/auth/2fa/setup", None),
+        (Method::POST, "/api/v1/auth/2fa/enable", Some(&code)),
+        (Method::POST, "/api/v1/auth/2fa/disable", Some(&disable)),
+        (Method::GET, "/api/v1/auth/2fa/status", None),
     ];
     for (name, token) in bad_tokens(&app, &real) {
         for (method, path, body) in &routes {
