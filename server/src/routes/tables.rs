@@ -139,6 +139,16 @@ fn prepare<'c>(
     })
 }
 
+/// What can be refused without the schema: the headers and the query string's encoding
+/// (so a malformed request never waits for, or costs, a database connection).
+fn check_before_database(raw: &Option<String>, headers: &HeaderMap) -> Result<(), ApiError> {
+    parse::decode_pairs(raw.as_deref())?;
+    respond::negotiate(headers)?;
+    prefer::parse(headers)?;
+    range::parse(headers)?;
+    Ok(())
+}
+
 /// `Preference-Applied`, when anything was.
 fn applied_header(applied: &[&str]) -> Option<(HeaderName, String)> {
     (!applied.is_empty()).then(|| (PREFERENCE_APPLIED.clone(), applied.join(", ")))
@@ -154,6 +164,7 @@ async fn read_rows(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    check_before_database(&raw, &headers)?;
     let (cache, table) = resolve_table(&state, &params, &ctx.request_id).await?;
     let table: &Table = &table;
     let Prepared {
@@ -480,6 +491,7 @@ async fn insert_rows(
     headers: HeaderMap,
     body: RawJson,
 ) -> Result<Response, ApiError> {
+    check_before_database(&raw, &headers)?;
     let (cache, table) = resolve_table(&state, &params, &ctx.request_id).await?;
     let table: &Table = &table;
     let Prepared {
@@ -579,6 +591,7 @@ async fn change_rows(
     } else {
         Purpose::Delete
     };
+    check_before_database(&raw, &headers)?;
     let (cache, table) = resolve_table(&state, &params, &ctx.request_id).await?;
     let table: &Table = &table;
     let Prepared {
