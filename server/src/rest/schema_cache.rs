@@ -20,6 +20,7 @@
 //! foreign tables (RLS does not exist for them). Each is logged once per load.
 use crate::config::{is_forbidden_schema, ApiConfig};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -283,8 +284,10 @@ pub struct SchemaCacheHandle {
     schemas: Vec<String>,
     strict_rls: bool,
     current: RwLock<Arc<SchemaCache>>,
-    /// `None` until a load succeeded; then when. Also serialises reloads.
-    loaded_at: tokio::sync::Mutex<Option<Instant>>,
+    /// Serialises reloads.
+    reloading: tokio::sync::Mutex<()>,
+    /// Whether a load ever succeeded (read on every request: no lock).
+    loaded: AtomicBool,
     /// When a never-loaded state last tried to load on demand.
     first_load_try: std::sync::Mutex<Option<Instant>>,
 }
@@ -298,7 +301,8 @@ impl SchemaCacheHandle {
             schemas: api.exposed_schemas.clone(),
             strict_rls: api.strict_rls,
             current: RwLock::new(Arc::new(initial)),
-            loaded_at: tokio::sync::Mutex::new(loaded.then(Instant::now)),
+            reloading: tokio::sync::Mutex::new(()),
+            loaded: AtomicBool::new(loaded),
             first_load_try: std::sync::Mutex::new(None),
         }
     }
@@ -321,7 +325,7 @@ impl SchemaCacheHandle {
         &self,
         client: &tokio_postgres::Client,
     ) -> Result<(), tokio_postgres::Error> {
-        let mut loaded_at = self.loaded_at.lock().await;
+        let _one_at_a_time = self.reloading.lock().await;
         let cache = SchemaCache::load(client, &self.schemas, self.strict_rls).await?;
         tracing::info!(
             tables = cache.len(),
@@ -329,20 +333,20 @@ impl SchemaCacheHandle {
             "schema cache loaded"
         );
         self.replace(cache);
-        *loaded_at = Some(Instant::now());
+        self.loaded.store(true, Ordering::Release);
         Ok(())
     }
 
     /// Whether the cache has ever loaded.
-    pub async fn is_loaded(&self) -> bool {
-        self.loaded_at.lock().await.is_some()
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
     }
 
     /// For a state that never loaded (a lazy state, or a start while the listener had not
     /// yet reached the database): whether this request may try to load now (at most once
     /// per [`FIRST_LOAD_RETRY`]). A loaded cache never reloads on requests.
     pub async fn claim_first_load(&self) -> bool {
-        if self.is_loaded().await {
+        if self.is_loaded() {
             return false;
         }
         let mut last = self
