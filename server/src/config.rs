@@ -110,9 +110,15 @@ pub struct ApiConfig {
     /// default for `/api/v1/tables/{table}`.
     #[serde(default = "default_exposed_schemas")]
     pub exposed_schemas: Vec<String>,
-    /// The most rows one GET returns, whatever `limit` asks for.
+    /// The most rows one GET returns, whatever `limit` asks for; also caps every embedded
+    /// array.
     #[serde(default = "default_max_rows")]
     pub max_rows: u64,
+    /// Refuse to expose relations whose rows RLS cannot protect (tables with RLS off, views
+    /// that are not `security_invoker`, materialized views, foreign tables). Each is logged
+    /// either way.
+    #[serde(default = "default_strict_rls")]
+    pub strict_rls: bool,
 }
 
 impl Default for ApiConfig {
@@ -120,6 +126,7 @@ impl Default for ApiConfig {
         Self {
             exposed_schemas: default_exposed_schemas(),
             max_rows: default_max_rows(),
+            strict_rls: default_strict_rls(),
         }
     }
 }
@@ -144,6 +151,9 @@ fn default_exposed_schemas() -> Vec<String> {
 }
 fn default_max_rows() -> u64 {
     1000
+}
+fn default_strict_rls() -> bool {
+    true
 }
 
 /// Whether a schema may never be exposed (also checked when the schema cache loads).
@@ -318,6 +328,7 @@ mod tests {
         assert_eq!(c.database.max_connections, 10);
         assert_eq!(c.api.exposed_schemas, vec!["public".to_owned()]);
         assert_eq!(c.api.max_rows, 1000);
+        assert!(c.api.strict_rls);
         assert_eq!(c.default_schema(), "public");
     }
 
@@ -328,7 +339,7 @@ server: { host: 0.0.0.0, port: ${PORT} }
 database:
   url: "postgres://fluxbase_server:${FLUXBASE_DB_PASSWORD}@127.0.0.1:5432/fluxbase"
   max_connections: 4
-api: { exposed_schemas: ["app", "public"], max_rows: 50 }
+api: { exposed_schemas: ["app", "public"], max_rows: 50, strict_rls: false }
 "#;
         let c = Config::from_yaml_str_with_env(
             text,
@@ -344,6 +355,7 @@ api: { exposed_schemas: ["app", "public"], max_rows: 50 }
         assert_eq!(c.database.max_connections, 4);
         assert_eq!(c.default_schema(), "app");
         assert_eq!(c.api.max_rows, 50);
+        assert!(!c.api.strict_rls);
         // The password never shows in Debug output (which ends up in logs).
         assert!(!format!("{c:?}").contains("s3cret"));
     }

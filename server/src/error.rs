@@ -233,9 +233,38 @@ pub fn map_db_failure(f: DbFailure<'_>, token_given: bool) -> ApiError {
             "An operator or function is not available for this column's type",
         ),
         "57014" => ApiError::new(
-            S::SERVICE_UNAVAILABLE,
+            S::GATEWAY_TIMEOUT,
             "STATEMENT_TIMEOUT",
             "The statement took too long",
+        ),
+        // A concurrent transaction won: the request may simply be retried.
+        "40001" | "40P01" => ApiError::new(
+            S::CONFLICT,
+            "SERIALIZATION_FAILURE",
+            "The request conflicted with a concurrent change; retry it",
+        ),
+        "42P10" => ApiError::bad_request(
+            "INVALID_PARAMETER",
+            "The on_conflict columns have no unique or primary-key constraint",
+        ),
+        // ON CONFLICT DO UPDATE reaching the same row twice in one request.
+        "21000" => ApiError::new(
+            S::CONFLICT,
+            "CONFLICT",
+            "The request changes the same row twice",
+        ),
+        "42804" | "42846" => ApiError::bad_request(
+            "INVALID_VALUE",
+            "A value or operator does not fit the column's type",
+        ),
+        "0A000" => ApiError::bad_request(
+            "UNSUPPORTED_OPERATION",
+            "The operation is not supported for this column or relation",
+        ),
+        "54001" => ApiError::bad_request("QUERY_TOO_COMPLEX", "The query is too complex"),
+        "42P18" | "42725" => ApiError::bad_request(
+            "UNSUPPORTED_OPERATION",
+            "An operator is not available or ambiguous for this column's type",
         ),
         "53300" => ApiError::database_unavailable(),
         // Our own, user-facing messages (written in sql/extension for clients).
@@ -734,6 +763,30 @@ mod tests {
         assert_eq!(e.message, "Internal server error");
         let e = map("08006", "connection failure", true);
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn rest_dialect_states() {
+        for (code, status, api) in [
+            ("57014", StatusCode::GATEWAY_TIMEOUT, "STATEMENT_TIMEOUT"),
+            ("40001", StatusCode::CONFLICT, "SERIALIZATION_FAILURE"),
+            ("40P01", StatusCode::CONFLICT, "SERIALIZATION_FAILURE"),
+            ("42P10", StatusCode::BAD_REQUEST, "INVALID_PARAMETER"),
+            ("21000", StatusCode::CONFLICT, "CONFLICT"),
+            ("42846", StatusCode::BAD_REQUEST, "INVALID_VALUE"),
+            ("42883", StatusCode::BAD_REQUEST, "UNSUPPORTED_OPERATION"),
+            ("42P01", StatusCode::NOT_FOUND, "TABLE_NOT_FOUND"),
+            ("42703", StatusCode::BAD_REQUEST, "UNKNOWN_COLUMN"),
+            ("2201B", StatusCode::BAD_REQUEST, "INVALID_VALUE"),
+        ] {
+            let e = map(
+                code,
+                "column \"x\" of relation \"t\": SELECT secret FROM t",
+                true,
+            );
+            assert_eq!((e.status, e.code.as_ref()), (status, api), "{code}");
+            assert!(!e.message.contains("SELECT") && !e.message.contains("relation"));
+        }
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub mod routes;
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
 
-use rest::schema_cache::{RelationKind, SchemaCache, SchemaCacheHandle};
+use rest::schema_cache::{SchemaCache, SchemaCacheHandle};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +66,7 @@ pub struct AppState {
 struct StateInner {
     config: Config,
     pool: Pool,
-    schema: SchemaCacheHandle,
+    schema: Arc<SchemaCacheHandle>,
     /// `None` when `auth.smtp` is not configured.
     mailer: Option<mail::Mailer>,
 }
@@ -83,11 +83,11 @@ impl AppState {
             .as_ref()
             .map(mail::Mailer::from_config)
             .transpose()?;
-        let schema = SchemaCacheHandle::new(
-            config.api.exposed_schemas.clone(),
+        let schema = Arc::new(SchemaCacheHandle::new(
+            &config.api,
             SchemaCache::default(),
             false,
-        );
+        ));
         Ok(AppState {
             inner: Arc::new(StateInner {
                 config: config.clone(),
@@ -134,7 +134,12 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         .reload(&client)
         .await
         .map_err(|e| StartupError::SchemaCache(error_chain(&e)))?;
-    report_tables_without_rls(&state.schema().snapshot());
+    // Keeps the cache fresh from now on (DDL notifications); it also logged every exposed
+    // relation without RLS protection (security property 5).
+    rest::listener::spawn(
+        listener_config(config)?,
+        Arc::downgrade(&state.inner.schema),
+    );
     Ok(state)
 }
 
@@ -184,20 +189,17 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// Security property 5: an exposed table with RLS off is readable and writable by anyone
-/// its grants allow, row by row; say so loudly at start.
-fn report_tables_without_rls(cache: &SchemaCache) {
-    let mut names: Vec<String> = cache
-        .tables()
-        .filter(|t| {
-            matches!(t.kind, RelationKind::Table | RelationKind::PartitionedTable) && !t.rls_enabled
-        })
-        .map(|t| format!("{}.{}", t.schema, t.name))
-        .collect();
-    names.sort();
-    for name in names {
-        tracing::warn!(table = %name, "exposed table has row-level security disabled");
-    }
+/// The schema listener's own connection: the server's URL, named so it can be told apart
+/// in `pg_stat_activity`.
+fn listener_config(config: &Config) -> Result<tokio_postgres::Config, StartupError> {
+    let mut pg: tokio_postgres::Config = config
+        .database
+        .url
+        .parse()
+        .map_err(|e| StartupError::Connect(format!("database.url: {e}")))?;
+    pg.application_name("fluxbase-schema-listener");
+    pg.connect_timeout(std::time::Duration::from_secs(5));
+    Ok(pg)
 }
 
 /// The whole HTTP application.

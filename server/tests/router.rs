@@ -545,3 +545,76 @@ async fn lazy_state_does_not_apply_auth_settings() {
     // build_state does apply them, so it needs the database.
     assert!(fluxbase_server::build_state(&config).await.is_err());
 }
+
+/// The tables API refuses bad headers and query strings before it needs the database (the
+/// pool here points at nothing: anything reaching it would be 503).
+#[tokio::test]
+async fn tables_headers_are_checked_before_the_database() {
+    let with = |name: &str, value: &str| {
+        Request::get("/api/v1/tables/posts")
+            .header(name, value)
+            .body(Body::empty())
+            .unwrap()
+    };
+    for (name, value, status, code) in [
+        (
+            "accept",
+            "text/html",
+            StatusCode::NOT_ACCEPTABLE,
+            "NOT_ACCEPTABLE",
+        ),
+        (
+            "accept",
+            "application/json;q=0",
+            StatusCode::NOT_ACCEPTABLE,
+            "NOT_ACCEPTABLE",
+        ),
+        (
+            "prefer",
+            "handling=strict, nonsense",
+            StatusCode::BAD_REQUEST,
+            "INVALID_PREFERENCE",
+        ),
+        (
+            "range",
+            "0-9; drop table posts",
+            StatusCode::BAD_REQUEST,
+            "INVALID_RANGE",
+        ),
+        (
+            "range",
+            "9-0",
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "RANGE_NOT_SATISFIABLE",
+        ),
+        (
+            "range-unit",
+            "bytes",
+            StatusCode::BAD_REQUEST,
+            "INVALID_RANGE",
+        ),
+    ] {
+        let (got, headers, body) = send(with(name, value)).await;
+        assert_eq!(got, status, "{name}: {value}: {body}");
+        assert_error_shape(&headers, &body, code);
+    }
+    // Lenient preferences and good headers get as far as the (absent) database.
+    let (status, _, body) = send(with("prefer", "nonsense, count=exact")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("DATABASE_UNAVAILABLE")
+        )
+    );
+}
+
+/// HEAD is routed like GET.
+#[tokio::test]
+async fn tables_answer_head() {
+    let req = Request::head("/api/v1/tables/auth/users")
+        .body(Body::empty())
+        .unwrap();
+    let response = router().oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
