@@ -39,6 +39,7 @@ pub mod routes;
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
 
+use rest::functions::{FunctionCache, FunctionCacheHandle};
 use rest::schema_cache::{RelationKind, SchemaCache, SchemaCacheHandle};
 
 /// Why the server could not start.
@@ -67,6 +68,7 @@ struct StateInner {
     config: Config,
     pool: Pool,
     schema: SchemaCacheHandle,
+    functions: FunctionCacheHandle,
     /// `None` when `auth.smtp` is not configured.
     mailer: Option<mail::Mailer>,
 }
@@ -93,6 +95,11 @@ impl AppState {
                 config: config.clone(),
                 pool,
                 schema,
+                functions: FunctionCacheHandle::new(
+                    config.api.exposed_schemas.clone(),
+                    FunctionCache::default(),
+                    false,
+                ),
                 mailer,
             }),
         })
@@ -108,6 +115,11 @@ impl AppState {
 
     pub fn schema(&self) -> &SchemaCacheHandle {
         &self.inner.schema
+    }
+
+    /// The functions `/rpc` can call.
+    pub fn functions(&self) -> &FunctionCacheHandle {
+        &self.inner.functions
     }
 
     pub fn mailer(&self) -> Option<&mail::Mailer> {
@@ -131,6 +143,11 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
     }
     state
         .schema()
+        .reload(&client)
+        .await
+        .map_err(|e| StartupError::SchemaCache(error_chain(&e)))?;
+    state
+        .functions()
         .reload(&client)
         .await
         .map_err(|e| StartupError::SchemaCache(error_chain(&e)))?;
