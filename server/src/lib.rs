@@ -152,6 +152,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         .await
         .map_err(|e| StartupError::SchemaCache(error_chain(&e)))?;
     report_tables_without_rls(&state.schema().snapshot());
+    rest::functions::report_unpinned_definers(&state.functions().snapshot());
     Ok(state)
 }
 

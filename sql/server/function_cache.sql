@@ -14,6 +14,10 @@
 --                 each is a valid, quoted type expression
 --   pseudo_input  whether an input argument has a pseudo-type (anyelement, "any", ...)
 --   column_*      the columns of a composite return type (a table's row type included)
+--   return_schema the schema of the return type (a row type of auth.users must not be
+--                 served, whatever the function)
+--   pins_search_path  whether the function has its own SET search_path (a SECURITY DEFINER
+--                 function without one can be steered by the caller's search_path)
 SELECT n.nspname::text AS schema,
        p.proname::text AS name,
        p.provolatile::text AS volatility,
@@ -37,7 +41,11 @@ SELECT n.nspname::text AS schema,
        (SELECT coalesce(pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum), ARRAY[]::text[])
           FROM pg_catalog.pg_attribute a
          WHERE rt.typrelid OPERATOR(pg_catalog.<>) 0 AND a.attrelid OPERATOR(pg_catalog.=) rt.typrelid
-           AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped) AS column_types
+           AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped) AS column_types,
+       (SELECT tn.nspname::text FROM pg_catalog.pg_namespace tn
+         WHERE tn.oid OPERATOR(pg_catalog.=) rt.typnamespace) AS return_schema,
+       coalesce((SELECT pg_catalog.bool_or(c LIKE 'search_path=%')
+                   FROM pg_catalog.unnest(p.proconfig) AS c), false) AS pins_search_path
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
 JOIN pg_catalog.pg_type rt ON rt.oid OPERATOR(pg_catalog.=) p.prorettype

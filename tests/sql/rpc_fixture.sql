@@ -121,3 +121,10 @@ CREATE FUNCTION public.describe(tags text[], meta jsonb) RETURNS jsonb
 CREATE SCHEMA private;
 GRANT USAGE ON SCHEMA private TO anon, authenticated;
 CREATE FUNCTION private.secret() RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'secret' $$;
+
+-- Rows of auth.users through a SECURITY DEFINER function in an exposed schema: the server
+-- must not serve them (its function cache leaves out functions returning internal row types).
+CREATE FUNCTION public.all_users() RETURNS SETOF auth.users
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  AS $$ SELECT * FROM auth.users $$;
+COMMENT ON FUNCTION public.all_users() IS 'Test fixture: must never be reachable over /rpc.';

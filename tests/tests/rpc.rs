@@ -230,6 +230,7 @@ async fn functions_outside_the_exposed_schemas_do_not_exist() {
         "/api/v1/rpc/pg_catalog/set_config",
         "/api/v1/rpc/information_schema/_pg_expandarray",
         "/api/v1/rpc/private/secret",
+        "/api/v1/rpc/all_users",
         "/api/v1/rpc/secret",
         "/api/v1/rpc/nope",
     ] {

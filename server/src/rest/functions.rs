@@ -93,6 +93,8 @@ pub struct Function {
     /// `SECURITY DEFINER`: runs with its owner's privileges (PostgreSQL still checks that the
     /// caller may EXECUTE it). Kept for the start-up report and for callers that want to know.
     pub security_definer: bool,
+    /// Whether the function has its own `SET search_path`.
+    pub pins_search_path: bool,
 }
 
 impl Function {
@@ -137,6 +139,8 @@ pub struct CatalogRow {
     pub pseudo_input: bool,
     pub column_names: Vec<String>,
     pub column_types: Vec<String>,
+    pub return_schema: String,
+    pub pins_search_path: bool,
 }
 
 fn column(name: &str, type_sql: &str) -> Column {
@@ -151,8 +155,18 @@ fn column(name: &str, type_sql: &str) -> Column {
 impl CatalogRow {
     /// The callable function this row describes, or `None` when HTTP cannot call it: an input
     /// of a pseudo-type, an unnamed input (other than the single json/jsonb one PostgREST
-    /// allows), or `SETOF record` without the column list a caller would have to write.
+    /// allows), or `SETOF record` without the column list a caller would have to write. Also
+    /// left out: functions returning rows of a type from a forbidden schema (`SETOF
+    /// auth.users`), so no function, however defined, serves `auth` rows over HTTP.
     pub fn into_function(self) -> Option<Function> {
+        if !self.column_names.is_empty() && is_forbidden_schema(&self.return_schema) {
+            tracing::warn!(
+                function = %format!("{}.{}", self.schema, self.name),
+                return_type_schema = %self.return_schema,
+                "function returns rows of an internal schema: not callable over /rpc"
+            );
+            return None;
+        }
         let mode = |i: usize| self.arg_modes.get(i).map(String::as_str).unwrap_or("i");
         let name = |i: usize| self.arg_names.get(i).cloned().unwrap_or_default();
         let mut inputs = Vec::new();
@@ -222,6 +236,7 @@ impl CatalogRow {
             returns,
             volatility: Volatility::from_provolatile(&self.volatility),
             security_definer: self.security_definer,
+            pins_search_path: self.pins_search_path,
         })
     }
 }
@@ -295,6 +310,8 @@ impl FunctionCache {
                 pseudo_input: row.try_get("pseudo_input")?,
                 column_names: row.try_get("column_names")?,
                 column_types: row.try_get("column_types")?,
+                return_schema: row.try_get("return_schema")?,
+                pins_search_path: row.try_get("pins_search_path")?,
             };
             if is_forbidden_schema(&catalog.schema) {
                 continue;
@@ -302,6 +319,25 @@ impl FunctionCache {
             functions.extend(catalog.into_function());
         }
         Ok(Self::from_functions(functions))
+    }
+}
+
+/// Warns about every callable SECURITY DEFINER function without its own `search_path`: it
+/// runs with its owner's rights but resolves names through the caller's search path, the
+/// classic way to hijack one (PostgreSQL's docs, "Writing SECURITY DEFINER Functions Safely").
+pub fn report_unpinned_definers(cache: &FunctionCache) {
+    let mut names: Vec<String> = cache
+        .functions()
+        .filter(|f| f.security_definer && !f.pins_search_path)
+        .map(|f| format!("{}.{}", f.schema, f.name))
+        .collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        tracing::warn!(
+            function = %name,
+            "exposed SECURITY DEFINER function has no SET search_path"
+        );
     }
 }
 
@@ -609,6 +645,18 @@ pub(crate) mod tests {
             .unwrap();
         assert!(f.argument("we\"ird").is_some());
         assert!(f.argument("").is_none());
+    }
+
+    #[test]
+    fn rows_of_internal_schemas_are_never_served() {
+        let mut r = row("all_users", &[], &[], &[]);
+        r.returns_set = true;
+        r.column_names = vec!["id".into(), "encrypted_password".into()];
+        r.column_types = vec!["uuid".into(), "text".into()];
+        r.return_schema = "auth".into();
+        assert!(r.clone().into_function().is_none());
+        r.return_schema = "public".into();
+        assert!(r.into_function().is_some());
     }
 
     #[test]

@@ -452,6 +452,54 @@ async fn call_with_get(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{app, Config};
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    /// Answers decided before any SQL: the pool points at a port nothing listens on.
+    async fn without_database(method: Method, path: &str) -> (StatusCode, Value) {
+        let config = Config::from_yaml_str(
+            "server: { host: 127.0.0.1, port: 0 }\n\
+             database: { url: \"postgres://fluxbase_server:pw@127.0.0.1:1/fluxbase\" }\n",
+        )
+        .expect("config");
+        let router = app(AppState::lazy(&config).expect("lazy state"));
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{}"))
+            .expect("request");
+        let response = router.oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn hidden_schemas_are_404_before_any_sql() {
+        for path in [
+            "/api/v1/rpc/auth/sign_in",
+            "/api/v1/rpc/auth/authenticate",
+            "/api/v1/rpc/pg_catalog/pg_sleep",
+            "/api/v1/rpc/fluxbase/sign_token",
+            "/api/v1/rpc/private/secret",
+        ] {
+            for method in [Method::GET, Method::POST] {
+                let (status, body) = without_database(method.clone(), path).await;
+                assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+                assert_eq!(body["code"], "FUNCTION_NOT_FOUND", "{path}");
+            }
+        }
+        let (status, body) = without_database(Method::PUT, "/api/v1/rpc/add_them").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    }
 
     #[test]
     fn content_ranges() {
