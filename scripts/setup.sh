@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and running Fluxbase needs, skipping whatever is already there:
 # Debian's PostgreSQL 15 (server and headers), libclang for pgrx's bindings, sudo (pgrx test
-# uses it to run the test cluster as `postgres`), and cargo-pgrx at the exact pgrx version.
+# uses it to run the test cluster as `postgres`), Node and npm (the postgrest-js suite), and
+# cargo-pgrx at the exact pgrx version.
 set -euo pipefail
 PGRX_VERSION=0.18.0
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
@@ -17,6 +18,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Node (>= 18, for node:test) and npm run the @supabase/postgrest-js compatibility suite.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null \
+   || [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 18 ]; then
+  echo "setup: installing nodejs and npm"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 
 if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then

@@ -40,6 +40,8 @@ scripts/cluster.sh destroy "$STATE"
 trap 'scripts/cluster.sh destroy "$STATE"; rm -f "$LOG"' EXIT
 FLUXBASE_EXPOSE_SECRET_FOR_TESTS=1 scripts/cluster.sh init "$STATE" fluxbase_template
 scripts/cluster.sh psql "$STATE" fluxbase_template -f sql/demo.sql
+# The client compatibility suite's dependencies (@supabase/postgrest-js, pinned by the lockfile).
+npm ci --prefix tests/js --no-audit --no-fund >/dev/null
 FLUXBASE_TEST_STATE="$ROOT/$STATE" FLUXBASE_REPO="$ROOT" run cargo test -p fluxbase-tests --no-fail-fast
 
 # The closing line: every test of the three stages, totalled.
@@ -50,6 +52,13 @@ for line in open(sys.argv[1], errors="replace"):
     m = re.search(r"test result: \w+\. (\d+) passed; (\d+) failed", line)
     if m:
         passed += int(m.group(1)); failed += int(m.group(2))
+    # node --test (the postgrest-js suite, run inside one cargo test): its spec summary.
+    m = re.match(r"\u2139 (pass|fail) (\d+)$", line.strip())
+    if m:
+        if m.group(1) == "pass":
+            passed += int(m.group(2))
+        else:
+            failed += int(m.group(2))
 print(f"total: {passed} passed, {failed} failed")
 sys.exit(1 if failed or passed == 0 else 0)
 PY

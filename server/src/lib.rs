@@ -39,6 +39,7 @@ pub mod routes;
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
 
+use rest::functions::{FunctionCache, FunctionCacheHandle};
 use rest::schema_cache::{SchemaCache, SchemaCacheHandle};
 
 /// Why the server could not start.
@@ -67,6 +68,7 @@ struct StateInner {
     config: Config,
     pool: Pool,
     schema: Arc<SchemaCacheHandle>,
+    functions: Arc<FunctionCacheHandle>,
     /// `None` when `auth.smtp` is not configured.
     mailer: Option<mail::Mailer>,
 }
@@ -93,6 +95,11 @@ impl AppState {
                 config: config.clone(),
                 pool,
                 schema,
+                functions: Arc::new(FunctionCacheHandle::new(
+                    config.api.exposed_schemas.clone(),
+                    FunctionCache::default(),
+                    false,
+                )),
                 mailer,
             }),
         })
@@ -108,6 +115,11 @@ impl AppState {
 
     pub fn schema(&self) -> &SchemaCacheHandle {
         &self.inner.schema
+    }
+
+    /// The functions `/rpc` can call.
+    pub fn functions(&self) -> &FunctionCacheHandle {
+        &self.inner.functions
     }
 
     pub fn mailer(&self) -> Option<&mail::Mailer> {
@@ -134,11 +146,20 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         .reload(&client)
         .await
         .map_err(|e| StartupError::SchemaCache(error_chain(&e)))?;
-    // Keeps the cache fresh from now on (DDL notifications); it also logged every exposed
-    // relation without RLS protection (security property 5).
+    state
+        .functions()
+        .reload(&client)
+        .await
+        .map_err(|e| StartupError::SchemaCache(error_chain(&e)))?;
+    rest::functions::report_unpinned_definers(&state.functions().snapshot());
+    // Keeps both caches fresh from now on (DDL notifications); the schema cache's load also
+    // logged every exposed relation without RLS protection (security property 5).
     rest::listener::spawn(
         listener_config(config)?,
-        Arc::downgrade(&state.inner.schema),
+        rest::listener::Caches {
+            schema: Arc::downgrade(&state.inner.schema),
+            functions: Arc::downgrade(&state.inner.functions),
+        },
     );
     Ok(state)
 }

@@ -9,8 +9,9 @@
 //! Why reload after every (re)connect too: notifications sent while the connection was down
 //! are lost, so the only safe assumption after a gap is that something changed. The
 //! connection is retried with exponential backoff, up to [`MAX_BACKOFF`].
+use super::functions::FunctionCacheHandle;
 use super::schema_cache::SchemaCacheHandle;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
@@ -24,13 +25,45 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How often an idle listener checks that the server it serves still exists.
 const IDLE_CHECK: Duration = Duration::from_secs(30);
 
-/// Starts the listener task. It ends by itself once `cache` is dropped (the server's state
-/// is gone).
-pub fn spawn(pg: tokio_postgres::Config, cache: Weak<SchemaCacheHandle>) {
+/// The caches one notification refreshes: tables (with their relationships) and functions.
+/// Held weakly, so the listener never keeps a finished server's state alive.
+pub struct Caches {
+    pub schema: Weak<SchemaCacheHandle>,
+    pub functions: Weak<FunctionCacheHandle>,
+}
+
+impl Caches {
+    fn strong_count(&self) -> usize {
+        self.schema.strong_count()
+    }
+
+    fn upgrade(&self) -> Option<Strong> {
+        Some(Strong {
+            schema: self.schema.upgrade()?,
+            functions: self.functions.upgrade()?,
+        })
+    }
+}
+
+struct Strong {
+    schema: Arc<SchemaCacheHandle>,
+    functions: Arc<FunctionCacheHandle>,
+}
+
+impl Strong {
+    async fn reload(&self, client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
+        self.schema.reload(client).await?;
+        self.functions.reload(client).await
+    }
+}
+
+/// Starts the listener task. It ends by itself once the caches are dropped (the server's
+/// state is gone).
+pub fn spawn(pg: tokio_postgres::Config, cache: Caches) {
     tokio::spawn(run(pg, cache));
 }
 
-async fn run(pg: tokio_postgres::Config, cache: Weak<SchemaCacheHandle>) {
+async fn run(pg: tokio_postgres::Config, cache: Caches) {
     let mut backoff = FIRST_BACKOFF;
     loop {
         if cache.strong_count() == 0 {
@@ -52,7 +85,7 @@ async fn run(pg: tokio_postgres::Config, cache: Weak<SchemaCacheHandle>) {
 /// the connection failed.
 async fn session(
     pg: &tokio_postgres::Config,
-    cache: &Weak<SchemaCacheHandle>,
+    cache: &Caches,
     backoff: &mut Duration,
 ) -> Result<(), String> {
     let (client, mut connection) = pg.connect(NoTls).await.map_err(|e| e.to_string())?;
@@ -84,7 +117,7 @@ async fn session(
 
 async fn listen_loop(
     client: &tokio_postgres::Client,
-    cache: &Weak<SchemaCacheHandle>,
+    cache: &Caches,
     rx: &mut mpsc::UnboundedReceiver<String>,
     backoff: &mut Duration,
 ) -> Result<(), String> {

@@ -6,11 +6,13 @@
 //! - [`relationships`]: which foreign key an embed means;
 //! - [`parse`]: the query string and headers, resolved against the cache into [`tree`];
 //! - [`build`]: SQL from the tree (identifiers from the cache, values as parameters);
-//! - [`respond`]: content negotiation, `Content-Range`, statuses.
+//! - [`respond`]: content negotiation, `Content-Range`, statuses;
+//! - [`functions`]: the function cache and call building for `/rpc/{fn}`.
 //!
 //! The HTTP handlers that drive them are in [`crate::routes::tables`].
 pub mod build;
 pub mod fixture;
+pub mod functions;
 pub mod listener;
 pub mod parse;
 pub mod relationships;

@@ -8,11 +8,15 @@ use axum::Router;
 
 pub mod auth;
 pub mod health;
+pub mod rpc;
 pub mod tables;
 
 /// The `/api/v1` routes.
 pub fn api_router() -> Router<AppState> {
-    Router::new().merge(auth::router()).merge(tables::router())
+    Router::new()
+        .merge(auth::router())
+        .merge(tables::router())
+        .merge(rpc::router())
 }
 
 /// Unknown route: 404 in the error shape.
