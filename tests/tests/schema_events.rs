@@ -117,3 +117,28 @@ async fn ddl_by_an_ordinary_owner_is_announced_and_not_refused() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_extension_that_owns_the_triggers_can_still_be_dropped() {
+    // The sql_drop trigger fires for the very DROP that removes it and its function.
+    let app = TestApp::start().await;
+    app.admin
+        .batch_execute("DROP EXTENSION fluxbase CASCADE")
+        .await
+        .unwrap();
+    let left: i64 = app
+        .admin
+        .query_one(
+            "SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'fluxbase_schema%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    // And DDL goes on without them.
+    app.admin
+        .batch_execute("CREATE TABLE public.after_drop (id int)")
+        .await
+        .unwrap();
+}
