@@ -66,6 +66,12 @@ async fn every_kind_of_schema_change_is_announced() {
         ("DROP VIEW public.pet_names", "DROP VIEW"),
         ("DROP POLICY pets_read ON public.pets", "DROP POLICY"),
         ("DROP TABLE public.pets", "DROP TABLE"),
+        // The triggers fire ALWAYS, also for loaders that run in replica mode.
+        (
+            "SET session_replication_role = replica; CREATE TABLE public.loaded (id int); \
+             RESET session_replication_role",
+            "CREATE TABLE",
+        ),
     ] {
         app.admin.batch_execute(sql).await.unwrap();
         assert_eq!(next(&mut rx, sql).await, tag, "{sql}");
