@@ -11,8 +11,10 @@ server:
 	cargo build --release -p fluxbase-server
 
 ## make run: cluster in .fluxbase/dev, demo schema, server on 127.0.0.1:8080
+## make run DEMO=chinook: the same plus the Chinook music-store demo (README "Chinook demo")
+DEMO ?= notes
 run: extension server
-	scripts/run.sh
+	DEMO=$(DEMO) scripts/run.sh
 
 ## make psql: the SQL admin console (superuser) on the make-run database
 psql:

@@ -40,6 +40,12 @@ scripts/cluster.sh destroy "$STATE"
 trap 'scripts/cluster.sh destroy "$STATE"; rm -f "$LOG"' EXIT
 FLUXBASE_EXPOSE_SECRET_FOR_TESTS=1 scripts/cluster.sh init "$STATE" fluxbase_template
 scripts/cluster.sh psql "$STATE" fluxbase_template -f sql/demo.sql
+# The Chinook demo's tables, data and policies go into the shared template too (about a second);
+# its 67 accounts only into a template of their own (cloned from it), because other tests
+# count users: tests/tests/chinook_rls.rs clones that one.
+scripts/load-chinook.sh "$STATE" fluxbase_template --no-accounts
+scripts/cluster.sh psql "$STATE" postgres -c "CREATE DATABASE fluxbase_chinook TEMPLATE fluxbase_template"
+scripts/cluster.sh psql "$STATE" fluxbase_chinook -f sql/demo_chinook/accounts.sql
 # The client compatibility suite's dependencies (@supabase/postgrest-js, pinned by the lockfile).
 npm ci --prefix tests/js --no-audit --no-fund >/dev/null
 FLUXBASE_TEST_STATE="$ROOT/$STATE" FLUXBASE_REPO="$ROOT" run cargo test -p fluxbase-tests --no-fail-fast

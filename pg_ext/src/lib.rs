@@ -32,6 +32,7 @@ mod settings;
 mod tests;
 mod tests_auth_kernel;
 mod tests_mfa;
+mod tests_security_report;
 mod token_cache;
 
 ::pgrx::pg_module_magic!();
@@ -94,6 +95,16 @@ extension_sql_file!(
         mfa::fluxbase::decrypt_secret,
         mfa::fluxbase::totp_current_code,
     ]
+);
+extension_sql_file!(
+    "../../sql/extension/50_security_report.sql",
+    name = "security_report",
+    requires = ["mfa"]
+);
+extension_sql_file!(
+    "../../sql/extension/55_schema_events.sql",
+    name = "schema_events",
+    requires = ["security_report"]
 );
 extension_sql_file!(
     "../../sql/extension/90_grants.sql",

@@ -14,6 +14,7 @@
 //! - [`observability`]: request ids, the access log, error-shape enforcement.
 //! - [`routes`]: `/health`, `/api/v1/auth/…`, `/api/v1/tables/…`.
 //! - [`rest`]: schema cache, query parsing and SQL building for the tables API.
+//! - [`security_report`]: the extension's security report, logged at start.
 //! - [`cli`]: the `fluxbase` command line.
 //!
 //! For tests: [`app`] gives the router without a socket (use [`AppState::lazy`] when no
@@ -35,6 +36,7 @@ pub mod mail;
 pub mod observability;
 pub mod rest;
 pub mod routes;
+pub mod security_report;
 
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
@@ -161,6 +163,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             functions: Arc::downgrade(&state.inner.functions),
         },
     );
+    security_report::log_security_report(&client, &config.api.exposed_schemas).await;
     Ok(state)
 }
 

@@ -95,3 +95,12 @@ COMMENT ON FUNCTION fluxbase.totp_current_code(text) IS 'Internal: the current T
 COMMENT ON FUNCTION fluxbase.totp_match(text, text, bigint) IS 'Internal: the time step a code matches if later than the last used one.';
 COMMENT ON FUNCTION fluxbase.encrypt_secret(text) IS 'Internal: AES-256-GCM under fluxbase.mfa_encryption_key.';
 COMMENT ON FUNCTION fluxbase.decrypt_secret(text) IS 'Internal: decrypt what encrypt_secret produced.';
+
+-- The security report: catalog facts for the server (logged at start, `fluxbase check`) and
+-- for service_role tokens (dashboards). USAGE on the fluxbase schema opens nothing else:
+-- every other function in it has EXECUTE revoked above (a pg_test checks that).
+GRANT USAGE ON SCHEMA fluxbase TO fluxbase_authenticator, service_role;
+REVOKE ALL ON FUNCTION fluxbase.security_report(text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluxbase.security_report(text[]) TO fluxbase_authenticator, service_role;
+-- The schema-change event trigger's function runs only as an event trigger.
+REVOKE ALL ON FUNCTION fluxbase.notify_schema_change() FROM PUBLIC;

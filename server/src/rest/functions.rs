@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::rest::parse::is_plain_name;
 use axum::http::StatusCode;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -455,16 +456,19 @@ fn no_overload(overloads: &[Arc<Function>], keys: &[&str]) -> ApiError {
     )
 }
 
-/// How often a miss (an unknown function name) may reload the function cache.
-pub const MISS_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a state whose function cache never loaded may try again on a request.
+pub const FIRST_LOAD_RETRY: Duration = Duration::from_secs(1);
 
-/// The shared, reloadable cache: the same rules as [`super::schema_cache::SchemaCacheHandle`]
-/// (a miss reloads at most once per [`MISS_RELOAD_INTERVAL`], so asking for nonexistent
-/// functions in a loop does not turn each request into a catalog scan).
+/// The shared, reloadable cache, with the same rules as
+/// [`super::schema_cache::SchemaCacheHandle`]: it loads at start and reloads on every DDL
+/// notification ([`super::listener`]); requests never query the catalog, except a state that
+/// never loaded (a lazy state), which tries on a request at most once per
+/// [`FIRST_LOAD_RETRY`]. So asking for nonexistent functions in a loop costs no catalog scan.
 pub struct FunctionCacheHandle {
     schemas: Vec<String>,
     current: RwLock<Arc<FunctionCache>>,
-    last_reload: tokio::sync::Mutex<Option<Instant>>,
+    loaded: AtomicBool,
+    first_load_try: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl FunctionCacheHandle {
@@ -472,7 +476,8 @@ impl FunctionCacheHandle {
         Self {
             schemas,
             current: RwLock::new(Arc::new(initial)),
-            last_reload: tokio::sync::Mutex::new(loaded.then(Instant::now)),
+            loaded: AtomicBool::new(loaded),
+            first_load_try: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -488,44 +493,33 @@ impl FunctionCacheHandle {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cache);
     }
 
-    /// Reloads from the database now (at start, and from a DDL listener).
+    /// Reloads from the database now (at start, and from the DDL listener).
     pub async fn reload(
         &self,
         client: &tokio_postgres::Client,
     ) -> Result<(), tokio_postgres::Error> {
-        let mut last = self.last_reload.lock().await;
-        *last = Some(Instant::now());
         let cache = FunctionCache::load(client, &self.schemas).await?;
         tracing::info!(functions = cache.len(), "function cache loaded");
         self.replace(cache);
+        self.loaded.store(true, Ordering::Release);
         Ok(())
     }
 
-    /// Whether a miss may trigger a reload now (none in the last interval). Reserves the slot,
-    /// so concurrent misses reload once.
-    pub async fn claim_miss_reload(&self) -> bool {
-        let mut last = self.last_reload.lock().await;
+    /// Whether a request may load a cache that never loaded (none tried in the last
+    /// [`FIRST_LOAD_RETRY`]). A loaded cache never reloads on requests. Reserves the slot, so
+    /// concurrent requests load once.
+    pub async fn claim_first_load(&self) -> bool {
+        if self.loaded.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut last = self.first_load_try.lock().await;
         match *last {
-            Some(at) if at.elapsed() < MISS_RELOAD_INTERVAL => false,
+            Some(at) if at.elapsed() < FIRST_LOAD_RETRY => false,
             _ => {
                 *last = Some(Instant::now());
                 true
             }
         }
-    }
-
-    /// Reloads without touching the rate-limit slot (the caller claimed it).
-    pub async fn reload_claimed(
-        &self,
-        client: &tokio_postgres::Client,
-    ) -> Result<(), tokio_postgres::Error> {
-        let cache = FunctionCache::load(client, &self.schemas).await?;
-        tracing::info!(
-            functions = cache.len(),
-            "function cache reloaded after a miss"
-        );
-        self.replace(cache);
-        Ok(())
     }
 }
 
@@ -725,11 +719,17 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn miss_reloads_are_rate_limited() {
+    async fn only_a_never_loaded_cache_loads_on_requests_and_at_most_once_a_second() {
         let handle =
             FunctionCacheHandle::new(vec!["public".into()], FunctionCache::default(), false);
-        assert!(handle.claim_miss_reload().await);
-        assert!(!handle.claim_miss_reload().await);
+        assert!(handle.claim_first_load().await);
+        assert!(!handle.claim_first_load().await);
+        let loaded =
+            FunctionCacheHandle::new(vec!["public".into()], FunctionCache::default(), true);
+        assert!(
+            !loaded.claim_first_load().await,
+            "a loaded cache never reloads on a request"
+        );
         handle.replace(FunctionCache::from_functions([add_them(), list_notes()]));
         let snap = handle.snapshot();
         assert_eq!(snap.len(), 2);

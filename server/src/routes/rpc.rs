@@ -89,7 +89,7 @@ async fn resolve_overloads(
     if !found.is_empty() {
         return Ok(found);
     }
-    if state.functions().claim_miss_reload().await {
+    if state.functions().claim_first_load().await {
         let client = state
             .pool()
             .get()
@@ -97,7 +97,7 @@ async fn resolve_overloads(
             .map_err(|e| crate::error::from_pool_error(&e, false, request_id))?;
         state
             .functions()
-            .reload_claimed(&client)
+            .reload(&client)
             .await
             .map_err(|e| crate::error::from_db_error(&e, false, request_id))?;
         let found = state
