@@ -15,7 +15,7 @@ command -v wrk >/dev/null || { echo "wrk is missing: run scripts/setup.sh" >&2; 
 
 scripts/cluster.sh destroy "$STATE"
 server_pid=
-cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; scripts/cluster.sh destroy "$STATE"; }
+cleanup() { if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi; scripts/cluster.sh destroy "$STATE" || true; }
 trap cleanup EXIT
 scripts/cluster.sh init "$STATE" chinook >/dev/null
 psql_admin() { scripts/cluster.sh psql "$STATE" chinook "$@"; }
@@ -37,8 +37,6 @@ database:
   max_connections: 8
 api:
   exposed_schemas: ["public"]
-logging:
-  level: warn
 YAML
 cargo build --quiet --release -p fluxbase-server --bin fluxbase
 "${CARGO_TARGET_DIR:-target}/release/fluxbase" serve --config "$STATE/fluxbase.yaml" >"$STATE/server.log" 2>&1 &
@@ -46,7 +44,7 @@ server_pid=$!
 base="http://127.0.0.1:$http_port"
 for _ in $(seq 100); do curl -fs "$base/health" >/dev/null 2>&1 && break; sleep 0.1; done
 
-password=$(sed -n 's/^CHINOOK_DEMO_PASSWORD=//p' sql/demo_chinook/README.env 2>/dev/null || true)
+password=Chinook-Demo-2024   # the demo accounts' password (sql/demo_chinook/accounts.sql)
 token=$(curl -fs "$base/api/v1/auth/signin" -H 'content-type: application/json' \
   -d "{\"email\":\"customer2@example.com\",\"password\":\"${password}\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 export BENCH_TOKEN=$token
@@ -54,7 +52,7 @@ export BENCH_TOKEN=$token
 # wrk prints "Requests/sec: N" and, with --latency, "50%  1.23ms" / "99%  ...".
 wrk_run() { # conns url [lua]
   local conns=$1 url=$2 lua=${3:-bench/rest/get.lua}
-  wrk -t2 -c"$conns" -d"${DURATION}s" --latency -s "$lua" "$url" 2>/dev/null | python3 bench/rest/wrk_summary.py
+  wrk -t2 -c"$conns" -d"${DURATION}s" --latency -s "$lua" "$url" 2>&1 | python3 bench/rest/wrk_summary.py
 }
 pgbench_run() { # conns script
   "$PGBENCH" -h 127.0.0.1 -p "$FLUXBASE_DB_PORT" -U fluxbase_server -n -M prepared \
@@ -68,7 +66,8 @@ printf '   %-34s %5s %12s %9s %9s %12s %7s\n' shape conns "http req/s" "p50" "p9
 shape() { # name path pgbench-file [lua]
   local name=$1 path=$2 file=$3 lua=${4:-bench/rest/get.lua}
   for conns in 4 32; do
-    read -r rps p50 p99 < <(wrk_run "$conns" "$base$path" "$lua")
+    local figures; figures=$(wrk_run "$conns" "$base$path" "$lua")
+    read -r rps p50 p99 <<<"$figures"
     tps=$(pgbench_run "$conns" "$file")
     python3 - "$name" "$conns" "$rps" "$p50" "$p99" "$tps" <<'PY'
 import sys

@@ -34,7 +34,18 @@ pub enum PoolSetupError {
 
 /// Builds the pool. Connections are opened lazily, on first use, so this succeeds for an
 /// unreachable database (tests rely on that).
-pub fn create_pool(config: &DatabaseConfig) -> Result<Pool, PoolSetupError> {
+///
+/// `statement_timeout`: every statement on these connections is cancelled by PostgreSQL
+/// after it (the request timeout, `server.request_timeout_seconds`). Why: when the edge
+/// answers 503 to a slow request, dropping the handler does not stop the query inside
+/// PostgreSQL; a hostile `select` (embeds fanning out level after level, a count over a
+/// huge table) would keep a backend and its pooled connection busy for as long as it
+/// likes. Set in the startup packet, so it is the connection's default and survives the
+/// pool's `RESET ALL`; a setting in the URL's `options` is kept (it comes later and wins).
+pub fn create_pool(
+    config: &DatabaseConfig,
+    statement_timeout: Duration,
+) -> Result<Pool, PoolSetupError> {
     let mut pg: tokio_postgres::Config = config
         .url
         .parse()
@@ -42,6 +53,12 @@ pub fn create_pool(config: &DatabaseConfig) -> Result<Pool, PoolSetupError> {
     if pg.get_application_name().is_none() {
         pg.application_name("fluxbase");
     }
+    let timeout = format!("-c statement_timeout={}", statement_timeout.as_millis());
+    let options = match pg.get_options() {
+        Some(given) => format!("{timeout} {given}"),
+        None => timeout,
+    };
+    pg.options(&options);
     pg.connect_timeout(CONNECT_TIMEOUT);
     // TODO(tls): connections to the database are plain TCP for now.
     let manager = Manager::from_config(

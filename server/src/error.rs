@@ -261,12 +261,25 @@ pub fn map_db_failure(f: DbFailure<'_>, token_given: bool) -> ApiError {
             "UNSUPPORTED_OPERATION",
             "The operation is not supported for this column or relation",
         ),
-        "54001" => ApiError::bad_request("QUERY_TOO_COMPLEX", "The query is too complex"),
+        // Class 54, program limits: 54001 stack depth, 54011 more than 1664 columns in a
+        // select list (`select=id,id,…` thousands of times), 54023 too many arguments. The
+        // request is too big, not the server broken.
+        _ if code.starts_with("54") => {
+            ApiError::bad_request("QUERY_TOO_COMPLEX", "The query is too complex")
+        }
+        // An object named by a value does not exist: a text search configuration
+        // (`fts(nonexistent).x`), a regclass, a collation. The name is the client's own.
+        "42704" => ApiError::bad_request(
+            "INVALID_VALUE",
+            "A value names something that does not exist (e.g. a text search configuration)",
+        ),
         "42P18" | "42725" => ApiError::bad_request(
             "UNSUPPORTED_OPERATION",
             "An operator is not available or ambiguous for this column's type",
         ),
-        "53300" => ApiError::database_unavailable(),
+        // Class 53, insufficient resources (too many connections, out of memory, disk full):
+        // the database cannot serve now, the request itself may be fine.
+        _ if code.starts_with("53") => ApiError::database_unavailable(),
         // Our own, user-facing messages (written in sql/extension for clients).
         "FB400" => ApiError::bad_request("VALIDATION_ERROR", f.message),
         "FB409" => ApiError::bad_request("SIGNUP_FAILED", f.message),
@@ -778,6 +791,15 @@ mod tests {
             ("42P01", StatusCode::NOT_FOUND, "TABLE_NOT_FOUND"),
             ("42703", StatusCode::BAD_REQUEST, "UNKNOWN_COLUMN"),
             ("2201B", StatusCode::BAD_REQUEST, "INVALID_VALUE"),
+            ("54001", StatusCode::BAD_REQUEST, "QUERY_TOO_COMPLEX"),
+            ("54011", StatusCode::BAD_REQUEST, "QUERY_TOO_COMPLEX"),
+            ("54023", StatusCode::BAD_REQUEST, "QUERY_TOO_COMPLEX"),
+            ("42704", StatusCode::BAD_REQUEST, "INVALID_VALUE"),
+            (
+                "53200",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DATABASE_UNAVAILABLE",
+            ),
         ] {
             let e = map(
                 code,

@@ -80,7 +80,10 @@ impl AppState {
     /// on the first request that names a table). Needs no reachable database, so router tests
     /// use it. It does not apply the `auth:` settings (see [`build_state`]).
     pub fn lazy(config: &Config) -> Result<AppState, StartupError> {
-        let pool = db::create_pool(&config.database)?;
+        let pool = db::create_pool(
+            &config.database,
+            std::time::Duration::from_secs(config.server.request_timeout_seconds),
+        )?;
         let mailer = config
             .auth
             .smtp

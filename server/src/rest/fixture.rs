@@ -21,6 +21,7 @@ fn table(name: &str, columns: Vec<Column>, pk: &[&str]) -> Table {
         primary_key: pk.iter().map(|s| (*s).to_owned()).collect(),
         rls_enabled: true,
         security_invoker: false,
+        unprotected_source: false,
     }
 }
 

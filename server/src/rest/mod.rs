@@ -7,6 +7,7 @@
 //! - [`parse`]: the query string and headers, resolved against the cache into [`tree`];
 //! - [`build`]: SQL from the tree (identifiers from the cache, values as parameters);
 //! - [`respond`]: content negotiation, `Content-Range`, statuses;
+//! - [`profile`]: `Accept-Profile` / `Content-Profile`, the schema a path leaves out;
 //! - [`functions`]: the function cache and call building for `/rpc/{fn}`.
 //!
 //! The HTTP handlers that drive them are in [`crate::routes::tables`].
@@ -15,6 +16,7 @@ pub mod fixture;
 pub mod functions;
 pub mod listener;
 pub mod parse;
+pub mod profile;
 pub mod relationships;
 pub mod respond;
 pub mod schema_cache;

@@ -72,6 +72,9 @@ pub struct Table {
     pub rls_enabled: bool,
     /// Views only: `WITH (security_invoker = true)`.
     pub security_invoker: bool,
+    /// Views only: reads (directly or through security_invoker views) a relation RLS does
+    /// not protect, e.g. a table with RLS off.
+    pub unprotected_source: bool,
 }
 
 impl Table {
@@ -88,6 +91,9 @@ impl Table {
             RelationKind::View if !self.security_invoker => {
                 Some("the view is not security_invoker (it reads as its owner)")
             }
+            RelationKind::View if self.unprotected_source => Some(
+                "the view reads a relation row-level security does not protect (a table with RLS off, a view that is not security_invoker, a materialized view or a foreign table)",
+            ),
             RelationKind::MaterializedView => Some("a materialized view has no row-level security"),
             RelationKind::ForeignTable => Some("a foreign table has no row-level security"),
             _ => None,
@@ -210,6 +216,7 @@ impl SchemaCache {
                 has_default: row.try_get(8)?,
             };
             let pk_position: i32 = row.try_get(9)?;
+            let unprotected_source: bool = row.try_get(10)?;
             let entry = by_key
                 .entry((schema.clone(), name.clone()))
                 .or_insert_with(|| {
@@ -221,6 +228,7 @@ impl SchemaCache {
                         primary_key: Vec::new(),
                         rls_enabled,
                         security_invoker,
+                        unprotected_source,
                     };
                     (table, Vec::new())
                 });
@@ -385,6 +393,7 @@ pub(crate) mod tests {
             primary_key: pk.iter().map(|s| (*s).to_owned()).collect(),
             rls_enabled: true,
             security_invoker: false,
+            unprotected_source: false,
         }
     }
 
@@ -444,16 +453,26 @@ pub(crate) mod tests {
         let mut invoker_view = definer_view.clone();
         invoker_view.name = "iv".into();
         invoker_view.security_invoker = true;
+        let mut invoker_over_open = invoker_view.clone();
+        invoker_over_open.name = "iv_open".into();
+        invoker_over_open.unprotected_source = true;
         let mut matview = definer_view.clone();
         matview.name = "mv".into();
         matview.kind = RelationKind::MaterializedView;
-        let all = vec![posts(), open, definer_view, invoker_view, matview];
+        let all = vec![
+            posts(),
+            open,
+            definer_view,
+            invoker_view,
+            invoker_over_open,
+            matview,
+        ];
         let names = |ts: Vec<Table>| ts.into_iter().map(|t| t.name).collect::<Vec<_>>();
         assert_eq!(
             names(apply_rls_policy(all.clone(), true)),
             vec!["posts", "iv"]
         );
-        assert_eq!(names(apply_rls_policy(all, false)).len(), 5);
+        assert_eq!(names(apply_rls_policy(all, false)).len(), 6);
     }
 
     #[tokio::test]

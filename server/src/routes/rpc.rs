@@ -62,16 +62,23 @@ fn function_not_found(schema: &str, name: &str) -> ApiError {
 async fn resolve_overloads(
     state: &AppState,
     params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    method: &Method,
     request_id: &str,
 ) -> Result<Vec<Arc<Function>>, ApiError> {
     let name = params
         .get("function")
         .map(String::as_str)
         .unwrap_or_default();
-    let schema = params
-        .get("schema")
-        .map(String::as_str)
-        .unwrap_or(state.config().default_schema());
+    // The path's schema, else `Content-Profile` (POST) / `Accept-Profile` (GET).
+    let schema = crate::rest::profile::requested_schema(
+        headers,
+        method,
+        params.get("schema").map(String::as_str),
+        &state.config().api.exposed_schemas,
+    )?
+    .unwrap_or_else(|| state.config().default_schema().to_owned());
+    let schema = schema.as_str();
     if !state
         .config()
         .api
@@ -320,7 +327,8 @@ async fn call_with_post(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let pairs = decode_pairs(raw.as_deref())?;
-    let overloads = resolve_overloads(&state, &path, &ctx.request_id).await?;
+    let overloads =
+        resolve_overloads(&state, &path, &headers, &Method::POST, &ctx.request_id).await?;
     let (value, text) = read_body(&headers, body)?;
     // A body that is not an object can only be the argument of a whole-body function.
     let candidates: Vec<Arc<Function>> = match &value {
@@ -387,7 +395,7 @@ async fn call_with_get(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let pairs = decode_pairs(raw.as_deref())?;
-    let overloads = resolve_overloads(&state, &path, &ctx.request_id).await?;
+    let overloads = resolve_overloads(&state, &path, &headers, &method, &ctx.request_id).await?;
     let is_argument =
         |key: &str| !is_reserved(key) && overloads.iter().any(|f| f.argument(key).is_some());
     let mut arguments = serde_json::Map::new();

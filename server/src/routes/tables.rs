@@ -16,6 +16,7 @@ use crate::rest::build::write::{self as build_write, Conflict, InsertGroup, Writ
 use crate::rest::build::Statement;
 use crate::rest::parse::prefer::{self, CountMethod, Preferences, Resolution, Return};
 use crate::rest::parse::{self, is_plain_name, range, ParsedQuery, Purpose};
+use crate::rest::profile;
 use crate::rest::respond::{self, Format};
 use crate::rest::schema_cache::{Column, SchemaCache, Table};
 use crate::rest::tree::{Field, Node, SelectColumn, SelectItem};
@@ -69,14 +70,23 @@ async fn cache_for_request(
     Ok(state.schema().snapshot())
 }
 
-/// The (schema, table) the path names.
-fn path_names<'p>(state: &'p AppState, params: &'p HashMap<String, String>) -> (&'p str, &'p str) {
-    let table = params.get("table").map(String::as_str).unwrap_or_default();
-    let schema = params
-        .get("schema")
-        .map(String::as_str)
-        .unwrap_or(state.config().default_schema());
-    (schema, table)
+/// The (schema, table) the request names: the path's schema, else the profile header's
+/// (`Accept-Profile` / `Content-Profile`), else the default schema.
+fn path_names(
+    state: &AppState,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    method: &Method,
+) -> Result<(String, String), ApiError> {
+    let table = params.get("table").cloned().unwrap_or_default();
+    let schema = profile::requested_schema(
+        headers,
+        method,
+        params.get("schema").map(String::as_str),
+        &state.config().api.exposed_schemas,
+    )?
+    .unwrap_or_else(|| state.config().default_schema().to_owned());
+    Ok((schema, table))
 }
 
 /// Finds the table named by the path: the schema must be exposed (checked before anything
@@ -86,9 +96,12 @@ fn path_names<'p>(state: &'p AppState, params: &'p HashMap<String, String>) -> (
 async fn resolve_table(
     state: &AppState,
     params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    method: &Method,
     request_id: &str,
 ) -> Result<(Arc<SchemaCache>, Arc<Table>), ApiError> {
-    let (schema, table) = path_names(state, params);
+    let (schema, table) = path_names(state, params, headers, method)?;
+    let (schema, table) = (schema.as_str(), table.as_str());
     let exposed = state
         .config()
         .api
@@ -165,7 +178,7 @@ async fn read_rows(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_before_database(&raw, &headers)?;
-    let (cache, table) = resolve_table(&state, &params, &ctx.request_id).await?;
+    let (cache, table) = resolve_table(&state, &params, &headers, &method, &ctx.request_id).await?;
     let table: &Table = &table;
     let Prepared {
         query,
@@ -188,26 +201,39 @@ async fn read_rows(
         Some(CountMethod::Estimated) => Total::Capped(max_rows),
     };
     let stmt = build_read::read(&query.root, page, body, total, max_rows);
-    let explain = matches!(count, Some(CountMethod::Planned | CountMethod::Estimated))
-        .then(|| build_read::explain_count(&query.root, max_rows));
-    let (text, returned, total) = with_request_tx(
+    let estimate = matches!(count, Some(CountMethod::Planned | CountMethod::Estimated));
+    let explain = estimate.then(|| build_read::explain_count(&query.root, max_rows));
+    // For a caller under RLS the planner's figure is no answer: it comes from statistics
+    // over the whole table, hidden rows included (an estimate of 5000 where the caller sees
+    // none tells them the rows exist, and selectivities of filters on hidden values leak
+    // too). Such callers get the exact count, which RLS filters.
+    let exact = estimate.then(|| build_read::read(&query.root, page, body, Total::Exact, max_rows));
+    let (text, returned, total, counted) = with_request_tx(
         state.pool(),
         Access::ReadOnly,
         token.as_deref(),
         &ctx.request_id,
         async |tx| {
+            let under_rls = match &exact {
+                Some(_) => subject_to_rls(tx).await?,
+                None => false,
+            };
+            let (stmt, explain, counted) = match (&exact, under_rls) {
+                (Some(exact), true) => (exact, None, Some(CountMethod::Exact)),
+                _ => (&stmt, explain.as_ref(), count),
+            };
             let row = tx.query_one(stmt.sql.as_str(), &stmt.param_refs()).await?;
             let text: Option<String> = row.try_get(0)?;
             let returned: i64 = row.try_get(1)?;
             let mut total: Option<i64> = row.try_get(2)?;
-            if let Some(explain) = &explain {
+            if let Some(explain) = explain {
                 let capped_over = total.is_none_or(|t| u64::try_from(t).unwrap_or(0) > max_rows);
                 if capped_over {
                     let planned = planned_rows(tx, explain).await?;
                     total = Some(total.map_or(planned, |t| t.max(planned)));
                 }
             }
-            Ok((text, returned, total))
+            Ok((text, returned, total, counted))
         },
     )
     .await?;
@@ -219,7 +245,7 @@ async fn read_rows(
         header::CONTENT_RANGE,
         respond::content_range(page.offset, returned, total),
     )];
-    let applied: Vec<&str> = count.iter().map(|c| count_applied(*c)).collect();
+    let applied: Vec<&str> = counted.iter().map(|c| count_applied(*c)).collect();
     out.extend(applied_header(&applied));
     let text = if head {
         None
@@ -235,6 +261,15 @@ fn count_applied(c: CountMethod) -> &'static str {
         CountMethod::Planned => "count=planned",
         CountMethod::Estimated => "count=estimated",
     }
+}
+
+const SUBJECT_TO_RLS_SQL: &str = include_str!("../../../sql/server/subject_to_rls.sql");
+
+/// Whether the request's role is subject to row-level security (not BYPASSRLS, as
+/// `service_role` is).
+async fn subject_to_rls(tx: &deadpool_postgres::Transaction<'_>) -> Result<bool, TxError> {
+    let row = tx.query_one(SUBJECT_TO_RLS_SQL, &[]).await?;
+    Ok(row.try_get(0)?)
 }
 
 /// The planner's row estimate for `explain` (an `EXPLAIN (FORMAT JSON)`).
@@ -492,7 +527,8 @@ async fn insert_rows(
     body: RawJson,
 ) -> Result<Response, ApiError> {
     check_before_database(&raw, &headers)?;
-    let (cache, table) = resolve_table(&state, &params, &ctx.request_id).await?;
+    let (cache, table) =
+        resolve_table(&state, &params, &headers, &Method::POST, &ctx.request_id).await?;
     let table: &Table = &table;
     let Prepared {
         query,
@@ -586,13 +622,13 @@ async fn change_rows(
     headers: HeaderMap,
     body: Option<RawJson>,
 ) -> Result<Response, ApiError> {
-    let purpose = if body.is_some() {
-        Purpose::Update
+    let (purpose, method) = if body.is_some() {
+        (Purpose::Update, Method::PATCH)
     } else {
-        Purpose::Delete
+        (Purpose::Delete, Method::DELETE)
     };
     check_before_database(&raw, &headers)?;
-    let (cache, table) = resolve_table(&state, &params, &ctx.request_id).await?;
+    let (cache, table) = resolve_table(&state, &params, &headers, &method, &ctx.request_id).await?;
     let table: &Table = &table;
     let Prepared {
         query,

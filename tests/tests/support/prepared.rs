@@ -28,6 +28,18 @@ impl PreparedApp {
     /// A fresh database cloned from the template, `fixture` run in it as superuser, then a
     /// real server on a free port.
     pub async fn start(fixture: &str) -> PreparedApp {
+        PreparedApp::start_with(fixture, "", 4, "").await
+    }
+
+    /// As [`PreparedApp::start`], with `server_extra` (indented YAML lines) added to the
+    /// `server` section, a pool of `max_connections`, and `extra` YAML appended to the config
+    /// (sections other than `server` and `database`).
+    pub async fn start_with(
+        fixture: &str,
+        server_extra: &str,
+        max_connections: u32,
+        extra: &str,
+    ) -> PreparedApp {
         let cluster = Cluster::from_env();
         let db = format!("t_{}", uuid::Uuid::new_v4().simple());
         let postgres = cluster.admin("postgres").await;
@@ -43,7 +55,7 @@ impl PreparedApp {
             );
         }
         let yaml = format!(
-            "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"{}\"\n  max_connections: 4\n",
+            "server:\n  host: 127.0.0.1\n  port: 0\n{server_extra}database:\n  url: \"{}\"\n  max_connections: {max_connections}\n{extra}",
             cluster.server_url(&db)
         );
         let (base, server) = spawn_server(&yaml).await;
@@ -107,6 +119,28 @@ impl PreparedApp {
             .body(body.to_owned());
         if let Some(t) = token {
             req = req.bearer_auth(t);
+        }
+        into_response(req.send().await.expect("HTTP request to the test server")).await
+    }
+
+    /// Any request: raw body bytes (sent as they are) and headers.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Response {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
         }
         into_response(req.send().await.expect("HTTP request to the test server")).await
     }

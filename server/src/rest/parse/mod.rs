@@ -48,13 +48,28 @@ pub struct ParsedQuery<'c> {
 }
 
 /// Decodes a raw query string (`a=b&c=d`, percent-encoded) into pairs.
+///
+/// A NUL byte (`%00`) is refused here, in names and values alike: PostgreSQL text cannot
+/// hold one, and a JSON path key becomes an output column name, an identifier in the SQL
+/// text, where a NUL would cut the statement short (the driver refuses it, which looked
+/// like a broken connection: 503).
 pub fn decode_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
-    match raw {
-        None | Some("") => Ok(Vec::new()),
+    let pairs = match raw {
+        None | Some("") => return Ok(Vec::new()),
         Some(raw) => serde_urlencoded::from_str::<Vec<(String, String)>>(raw).map_err(|_| {
             ApiError::bad_request("INVALID_PARAMETER", "The query string is malformed")
-        }),
+        })?,
+    };
+    if pairs
+        .iter()
+        .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(ApiError::bad_request(
+            "INVALID_PARAMETER",
+            "The query string contains a NUL byte (%00)",
+        ));
     }
+    Ok(pairs)
 }
 
 /// Parses `pairs` for a request on `table`.
@@ -512,5 +527,12 @@ mod tests {
             vec![("a".into(), "1".into()), ("b".into(), "x y".into())]
         );
         assert!(decode_pairs(None).unwrap().is_empty());
+        for nul in ["select=data->>%00", "a%00=1", "id=eq.%00", "title=eq.a%00b"] {
+            assert_eq!(
+                decode_pairs(Some(nul)).unwrap_err().code,
+                "INVALID_PARAMETER",
+                "{nul}"
+            );
+        }
     }
 }
