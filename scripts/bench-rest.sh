@@ -39,7 +39,7 @@ api:
   exposed_schemas: ["public"]
 YAML
 cargo build --quiet --release -p fluxbase-server --bin fluxbase
-"${CARGO_TARGET_DIR:-target}/release/fluxbase" serve --config "$STATE/fluxbase.yaml" >"$STATE/server.log" 2>&1 &
+FLUXBASE_LOG=${FLUXBASE_LOG:-info} "${CARGO_TARGET_DIR:-target}/release/fluxbase" serve --config "$STATE/fluxbase.yaml" >"$STATE/server.log" 2>&1 &
 server_pid=$!
 base="http://127.0.0.1:$http_port"
 for _ in $(seq 100); do curl -fs "$base/health" >/dev/null 2>&1 && break; sleep 0.1; done

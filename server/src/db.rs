@@ -17,7 +17,8 @@ use deadpool_postgres::{
     Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts, Transaction,
 };
 use std::time::Duration;
-use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
 
 /// How long a request waits for a free pooled connection before answering 503.
 const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -108,6 +109,66 @@ impl From<ApiError> for TxError {
     }
 }
 
+/// How many prepared statements one pooled connection keeps (see [`CachedQueries`]).
+/// Request shapes are chosen by clients, so the cache must not grow without bound: past this
+/// size it is emptied (dropping a statement closes it on the server too).
+pub const STATEMENT_CACHE_LIMIT: usize = 256;
+
+/// Running a request's generated statement through the connection's prepared-statement cache.
+///
+/// Why: a statement prepared anew for each request costs a Parse/Describe round trip and a
+/// full plan every time; a cached one is bound and executed at once, and PostgreSQL may reuse
+/// its plan. The SQL text is generated from the schema cache with every value a bind
+/// parameter, so the same request shape gives the same text. Every generated statement
+/// returns a fixed row type (JSON text and counts), so a cached plan survives DDL; the DDL
+/// listener empties all caches anyway ([`crate::rest::listener`]).
+pub(crate) trait CachedQueries {
+    async fn query_one_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, tokio_postgres::Error>;
+    async fn query_opt_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, tokio_postgres::Error>;
+    async fn execute_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error>;
+}
+
+impl CachedQueries for Transaction<'_> {
+    async fn query_one_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query_one(&statement, params).await
+    }
+
+    async fn query_opt_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query_opt(&statement, params).await
+    }
+
+    async fn execute_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.execute(&statement, params).await
+    }
+}
+
 /// The first statement of every request transaction.
 pub const AUTHENTICATE_SQL: &str = "SELECT auth.authenticate($1::text)";
 
@@ -169,7 +230,22 @@ where
         let statement = tx.prepare_cached(AUTHENTICATE_SQL).await.map_err(db_err)?;
         tx.execute(&statement, &[&token]).await.map_err(db_err)?;
     }
-    match body(&tx).await {
+    let outcome = body(&tx).await;
+    let result = finish(tx, outcome, request_id, db_err).await;
+    if client.statement_cache.size() > STATEMENT_CACHE_LIMIT {
+        client.statement_cache.clear();
+    }
+    result
+}
+
+/// COMMIT after success, ROLLBACK after an error (which is the one reported).
+async fn finish<T>(
+    tx: Transaction<'_>,
+    outcome: Result<T, TxError>,
+    request_id: &str,
+    db_err: impl Fn(tokio_postgres::Error) -> ApiError,
+) -> Result<T, ApiError> {
+    match outcome {
         Ok(value) => {
             tx.commit().await.map_err(db_err)?;
             Ok(value)

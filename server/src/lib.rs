@@ -164,6 +164,14 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         rest::listener::Caches {
             schema: Arc::downgrade(&state.inner.schema),
             functions: Arc::downgrade(&state.inner.functions),
+            after_reload: {
+                let inner = Arc::downgrade(&state.inner);
+                Box::new(move || {
+                    if let Some(inner) = inner.upgrade() {
+                        inner.pool.manager().statement_caches.clear();
+                    }
+                })
+            },
         },
     );
     security_report::log_security_report(&client, &config.api.exposed_schemas).await;

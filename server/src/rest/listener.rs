@@ -30,6 +30,9 @@ const IDLE_CHECK: Duration = Duration::from_secs(30);
 pub struct Caches {
     pub schema: Weak<SchemaCacheHandle>,
     pub functions: Weak<FunctionCacheHandle>,
+    /// Run after every reload: the server empties the pooled connections' prepared-statement
+    /// caches, so no statement prepared against the old schema is reused.
+    pub after_reload: Box<dyn Fn() + Send + Sync>,
 }
 
 impl Caches {
@@ -37,23 +40,27 @@ impl Caches {
         self.schema.strong_count()
     }
 
-    fn upgrade(&self) -> Option<Strong> {
+    fn upgrade(&self) -> Option<Strong<'_>> {
         Some(Strong {
             schema: self.schema.upgrade()?,
             functions: self.functions.upgrade()?,
+            after_reload: &self.after_reload,
         })
     }
 }
 
-struct Strong {
+struct Strong<'c> {
     schema: Arc<SchemaCacheHandle>,
     functions: Arc<FunctionCacheHandle>,
+    after_reload: &'c (dyn Fn() + Send + Sync),
 }
 
-impl Strong {
+impl Strong<'_> {
     async fn reload(&self, client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
         self.schema.reload(client).await?;
-        self.functions.reload(client).await
+        self.functions.reload(client).await?;
+        (self.after_reload)();
+        Ok(())
     }
 }
 

@@ -16,7 +16,7 @@
 //! function runs as the caller's role: EXECUTE privileges, RLS inside the function and
 //! `auth.uid()` are PostgreSQL's business. A function of a schema that is not exposed, or of a
 //! forbidden one (`auth`, ...), answers exactly like one that does not exist.
-use crate::db::{with_request_tx, Access, TxError};
+use crate::db::{with_request_tx, Access, CachedQueries, TxError};
 use crate::error::ApiError;
 use crate::extract::{is_json_content_type, ApiPath, BearerToken};
 use crate::observability::RequestContext;
@@ -239,11 +239,11 @@ async fn run_call(
             let params = stmt.param_refs();
             match stmt.shape {
                 Shape::Void => {
-                    tx.execute(stmt.sql.as_str(), &params).await?;
+                    tx.execute_cached(stmt.sql.as_str(), &params).await?;
                     Ok(Outcome::NoContent)
                 }
                 Shape::Value => {
-                    let row = tx.query_opt(stmt.sql.as_str(), &params).await?;
+                    let row = tx.query_opt_cached(stmt.sql.as_str(), &params).await?;
                     let text = match row {
                         Some(row) => row.try_get::<_, Option<String>>(0)?,
                         None => None,
@@ -251,7 +251,7 @@ async fn run_call(
                     Ok(Outcome::Value(text.unwrap_or_else(|| "null".to_owned())))
                 }
                 Shape::Set => {
-                    let row = tx.query_one(stmt.sql.as_str(), &params).await?;
+                    let row = tx.query_one_cached(stmt.sql.as_str(), &params).await?;
                     let array: Option<String> = row.try_get(0)?;
                     let rows: i64 = row.try_get(1)?;
                     let total: Option<i64> = row.try_get(2)?;

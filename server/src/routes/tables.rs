@@ -7,7 +7,7 @@
 //! GET and HEAD). PostgreSQL — grants and RLS for the role `auth.authenticate` chose —
 //! decides what the caller may see or change. The body is JSON (or CSV) text built by
 //! PostgreSQL and passed through.
-use crate::db::{with_request_tx, Access, TxError};
+use crate::db::{with_request_tx, Access, CachedQueries, TxError};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, BearerToken, RawJson};
 use crate::observability::RequestContext;
@@ -222,7 +222,9 @@ async fn read_rows(
                 (Some(exact), true) => (exact, None, Some(CountMethod::Exact)),
                 _ => (&stmt, explain.as_ref(), count),
             };
-            let row = tx.query_one(stmt.sql.as_str(), &stmt.param_refs()).await?;
+            let row = tx
+                .query_one_cached(stmt.sql.as_str(), &stmt.param_refs())
+                .await?;
             let text: Option<String> = row.try_get(0)?;
             let returned: i64 = row.try_get(1)?;
             let mut total: Option<i64> = row.try_get(2)?;
@@ -268,7 +270,7 @@ const SUBJECT_TO_RLS_SQL: &str = include_str!("../../../sql/server/subject_to_rl
 /// Whether the request's role is subject to row-level security (not BYPASSRLS, as
 /// `service_role` is).
 async fn subject_to_rls(tx: &deadpool_postgres::Transaction<'_>) -> Result<bool, TxError> {
-    let row = tx.query_one(SUBJECT_TO_RLS_SQL, &[]).await?;
+    let row = tx.query_one_cached(SUBJECT_TO_RLS_SQL, &[]).await?;
     Ok(row.try_get(0)?)
 }
 
@@ -333,7 +335,9 @@ impl WriteRun<'_> {
                 }
                 let written = match (&representation, &plain) {
                     (Some(stmt), _) => {
-                        let row = tx.query_one(stmt.sql.as_str(), &stmt.param_refs()).await?;
+                        let row = tx
+                            .query_one_cached(stmt.sql.as_str(), &stmt.param_refs())
+                            .await?;
                         Written {
                             body: row.try_get(0)?,
                             affected: row.try_get(1)?,
@@ -342,7 +346,9 @@ impl WriteRun<'_> {
                     (None, Some(statements)) => {
                         let mut affected = 0u64;
                         for stmt in statements {
-                            affected += tx.execute(stmt.sql.as_str(), &stmt.param_refs()).await?;
+                            affected += tx
+                                .execute_cached(stmt.sql.as_str(), &stmt.param_refs())
+                                .await?;
                         }
                         Written {
                             body: None,
