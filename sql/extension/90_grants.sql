@@ -95,3 +95,18 @@ COMMENT ON FUNCTION fluxbase.totp_current_code(text) IS 'Internal: the current T
 COMMENT ON FUNCTION fluxbase.totp_match(text, text, bigint) IS 'Internal: the time step a code matches if later than the last used one.';
 COMMENT ON FUNCTION fluxbase.encrypt_secret(text) IS 'Internal: AES-256-GCM under fluxbase.mfa_encryption_key.';
 COMMENT ON FUNCTION fluxbase.decrypt_secret(text) IS 'Internal: decrypt what encrypt_secret produced.';
+
+-- Audit: nothing for the API roles. They cannot read, change, delete or truncate audit.log
+-- (nor the chain's head and anchor tables), call the administration functions, or disable
+-- tracking; the triggers that write the log run as the installing superuser.
+REVOKE ALL ON ALL TABLES IN SCHEMA audit FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA audit FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA audit FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.audit_link(oid, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.audit_hash(bytea, integer, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.audit_outer_role() FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.audit_caller_is_superuser() FROM PUBLIC;
+COMMENT ON FUNCTION fluxbase.audit_link(oid, text) IS 'Internal: chain one audit row onto this backend''s lane (lane, seq, hash).';
+COMMENT ON FUNCTION fluxbase.audit_hash(bytea, integer, bigint, text) IS 'Internal: sha256(prev || ''<lane>:<seq>:'' || content), the hash an audit row must carry.';
+COMMENT ON FUNCTION fluxbase.audit_outer_role() IS 'Internal: the role the statement runs as, beneath SECURITY DEFINER.';
+COMMENT ON FUNCTION fluxbase.audit_caller_is_superuser() IS 'Internal: whether that role is a superuser.';
