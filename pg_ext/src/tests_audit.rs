@@ -186,9 +186,10 @@ mod tests {
 
     #[pg_test]
     fn tables_without_a_primary_key_are_identified_by_content() {
-        run("CREATE TABLE public.loose (a int, b text)");
+        // Column names that are also the aliases inside the audit statements must not confuse them.
+        run("CREATE TABLE public.loose (a int, b text, n int, o int, x int, y int, j int, r int, l int, pos int, ctx int)");
         run("SELECT audit.enable('public.loose')");
-        run("INSERT INTO public.loose VALUES (1, 'x'), (2, 'y')");
+        run("INSERT INTO public.loose (a, b, n, o, x, y) VALUES (1, 'x', 7, 7, 7, 7), (2, 'y', 8, 8, 8, 8)");
         run("UPDATE public.loose SET b = b || b");
         let rows = rows_of("public.loose");
         assert_eq!(rows.len(), 4);
@@ -198,6 +199,7 @@ mod tests {
             let old = r["old_row"]["b"].as_str().unwrap();
             assert_eq!(r["new_row"]["b"].as_str().unwrap(), format!("{old}{old}"));
             assert_eq!(r["old_row"]["a"], r["new_row"]["a"]);
+            assert_eq!(r["old_row"]["n"], r["new_row"]["x"]);
         }
         let history = json(
             "SELECT jsonb_agg(op ORDER BY id) FROM audit.row_history('public.loose', '{\"a\": 2}')",

@@ -323,7 +323,7 @@ BEGIN
            ctx.actor_id, ctx.actor_role, ctx.session_id, ctx.db_role, ctx.login_role, ctx.client_addr, l.lane, l.seq, l.hash
     FROM (SELECT nextval('audit.log_id_seq') AS id, clock_timestamp() AS ts,
                  x.j - non_key - excluded AS pk, x.j - excluded AS new_row
-          FROM (SELECT to_jsonb(n) AS j FROM new_rows n OFFSET 0) x OFFSET 0) r,
+          FROM (SELECT to_jsonb(n.*) AS j FROM new_rows n OFFSET 0) x OFFSET 0) r,
          LATERAL fluxbase.audit_link('audit.log'::regclass, audit.canonical(
            r.id, r.ts, ctx.xact_id, ctx.statement_id, TG_OP, TG_RELID, table_label, r.pk, NULL, r.new_row,
            ctx.actor_id, ctx.actor_role, ctx.session_id, ctx.db_role, ctx.login_role, ctx.client_addr, NULL)) l;
@@ -334,7 +334,7 @@ BEGIN
            ctx.actor_id, ctx.actor_role, ctx.session_id, ctx.db_role, ctx.login_role, ctx.client_addr, l.lane, l.seq, l.hash
     FROM (SELECT nextval('audit.log_id_seq') AS id, clock_timestamp() AS ts,
                  x.j - non_key - excluded AS pk, x.j - excluded AS old_row
-          FROM (SELECT to_jsonb(o) AS j FROM old_rows o OFFSET 0) x OFFSET 0) r,
+          FROM (SELECT to_jsonb(o.*) AS j FROM old_rows o OFFSET 0) x OFFSET 0) r,
          LATERAL fluxbase.audit_link('audit.log'::regclass, audit.canonical(
            r.id, r.ts, ctx.xact_id, ctx.statement_id, TG_OP, TG_RELID, table_label, r.pk, r.old_row, NULL,
            ctx.actor_id, ctx.actor_role, ctx.session_id, ctx.db_role, ctx.login_role, ctx.client_addr, NULL)) l;
@@ -345,8 +345,8 @@ BEGIN
            ctx.actor_id, ctx.actor_role, ctx.session_id, ctx.db_role, ctx.login_role, ctx.client_addr, l.lane, l.seq, l.hash
     FROM (SELECT nextval('audit.log_id_seq') AS id, clock_timestamp() AS ts,
                  o.j - non_key - excluded AS pk, o.j - excluded AS old_row, n.j - excluded AS new_row
-          FROM (SELECT row_number() OVER () AS pos, to_jsonb(x) AS j FROM old_rows x) o
-          JOIN (SELECT row_number() OVER () AS pos, to_jsonb(y) AS j FROM new_rows y) n USING (pos)
+          FROM (SELECT row_number() OVER () AS pos, to_jsonb(x.*) AS j FROM old_rows x) o
+          JOIN (SELECT row_number() OVER () AS pos, to_jsonb(y.*) AS j FROM new_rows y) n USING (pos)
           ORDER BY pos OFFSET 0) r,
          LATERAL fluxbase.audit_link('audit.log'::regclass, audit.canonical(
            r.id, r.ts, ctx.xact_id, ctx.statement_id, TG_OP, TG_RELID, table_label, r.pk, r.old_row, r.new_row,
@@ -633,7 +633,7 @@ CREATE FUNCTION audit.capture_security_events() RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   PERFORM audit.append('SECURITY', ARRAY(
-    SELECT ROW(TG_RELID, 'auth.events', jsonb_build_object('id', e.id), NULL, to_jsonb(e),
+    SELECT ROW(TG_RELID, 'auth.events', jsonb_build_object('id', e.id), NULL, to_jsonb(e.*),
                jsonb_build_object('event', e.event, 'outcome', e.outcome))::audit.change
     FROM new_events e ORDER BY e.id));
   RETURN NULL;
