@@ -365,6 +365,32 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_type_owner_cannot_run_code_as_superuser_through_a_json_cast() {
+        run("CREATE ROLE audit_test_typer");
+        run("CREATE SCHEMA typer AUTHORIZATION audit_test_typer");
+        run("SET LOCAL ROLE audit_test_typer");
+        run("CREATE TYPE typer.mood AS ENUM ('ok', 'sad')");
+        run("CREATE FUNCTION typer.mood_json(typer.mood) RETURNS json LANGUAGE sql AS $$ SELECT '\"x\"'::json $$");
+        run("CREATE TABLE typer.feelings (id int PRIMARY KEY, m typer.mood)");
+        run("RESET ROLE");
+        run("SELECT audit.enable('typer.feelings')");
+        // With a table tracked, the cast that would run as the superuser is refused.
+        assert_eq!(
+            sqlstate("SET LOCAL ROLE audit_test_typer; CREATE CAST (typer.mood AS json) WITH FUNCTION typer.mood_json(typer.mood)"),
+            "42501"
+        );
+        // Created while nothing is tracked, it blocks tracking.
+        run("SELECT audit.disable('typer.feelings')");
+        assert_eq!(
+            sqlstate("SET LOCAL ROLE audit_test_typer; CREATE CAST (typer.mood AS json) WITH FUNCTION typer.mood_json(typer.mood)"),
+            "ok"
+        );
+        assert_eq!(sqlstate("SELECT audit.enable('typer.feelings')"), "42501");
+        run("DROP CAST (typer.mood AS json)");
+        run("SELECT audit.enable('typer.feelings')");
+    }
+
+    #[pg_test]
     fn ddl_and_security_events_are_recorded() {
         run("CREATE TABLE public.ddl_demo (id int)");
         let ddl = json(

@@ -269,6 +269,18 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION audit.trigger_type(text) IS 'Internal: pg_trigger.tgtype of the audit trigger for an operation.';
 
+-- Casts to json or jsonb that run a function a non-superuser owns. to_jsonb() calls such a
+-- cast for a column of that type, and the audit triggers serialise rows as the installing
+-- superuser: a type owner could have their function run as a superuser. While any exists,
+-- nothing can be tracked; while anything is tracked, a non-superuser cannot create one.
+CREATE FUNCTION audit.unsafe_json_casts() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT string_agg(format('%s -> %s (%s)', c.castsource::regtype, c.casttarget::regtype, c.castfunc::regprocedure), ', ')
+  FROM pg_cast c JOIN pg_proc p ON p.oid = c.castfunc JOIN pg_roles r ON r.oid = p.proowner
+  WHERE c.casttarget IN ('json'::regtype, 'jsonb'::regtype) AND c.castmethod = 'f' AND NOT r.rolsuper
+$$;
+COMMENT ON FUNCTION audit.unsafe_json_casts() IS 'Casts to json/jsonb whose function a non-superuser owns (they would run as a superuser inside audit triggers), or NULL.';
+
 -- Whether every audit trigger of a tracked table is in place, unchanged and firing always.
 CREATE FUNCTION audit.tracking_intact(relid oid, operations text[]) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -393,6 +405,10 @@ BEGIN
   END IF;
   IF schema_oid = 'audit'::regnamespace THEN
     RAISE EXCEPTION 'the audit schema''s own tables cannot be tracked' USING ERRCODE = '42809';
+  END IF;
+  IF audit.unsafe_json_casts() IS NOT NULL THEN
+    RAISE EXCEPTION 'cannot track tables while casts to json run functions a non-superuser owns: %', audit.unsafe_json_casts()
+      USING ERRCODE = '42501';
   END IF;
   SELECT string_agg(quote_ident(c), ', ') INTO unknown
   FROM unnest(coalesce(include_columns, '{}') || coalesce(exclude_columns, '{}')) c
@@ -645,7 +661,8 @@ CREATE TRIGGER audit_security_events AFTER INSERT ON auth.events
 ALTER TABLE auth.events ENABLE ALWAYS TRIGGER audit_security_events;
 
 -- After every DDL command: refuse a non-superuser's change to audit triggers (a table owner
--- could otherwise DISABLE or DROP them), recompute the column lists of altered tracked tables,
+-- could otherwise DISABLE or DROP them) and their casts to json (see audit.unsafe_json_casts),
+-- recompute the column lists of altered tracked tables,
 -- and record the command.
 CREATE FUNCTION audit.on_ddl_command_end() RETURNS event_trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -657,6 +674,11 @@ BEGIN
   WHERE EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid) AND NOT audit.tracking_intact(t.relid, t.operations);
   IF tampered IS NOT NULL AND NOT fluxbase.audit_caller_is_superuser() THEN
     RAISE EXCEPTION 'the audit triggers of % can only be changed by a superuser (audit.disable)', tampered
+      USING ERRCODE = '42501';
+  END IF;
+  IF NOT fluxbase.audit_caller_is_superuser() AND EXISTS (SELECT FROM audit.tracked)
+     AND audit.unsafe_json_casts() IS NOT NULL THEN
+    RAISE EXCEPTION 'while tables are audited, only a superuser can create a cast to json or jsonb with a function'
       USING ERRCODE = '42501';
   END IF;
   UPDATE audit.tracked t

@@ -97,8 +97,8 @@ COMMENT ON FUNCTION fluxbase.encrypt_secret(text) IS 'Internal: AES-256-GCM unde
 COMMENT ON FUNCTION fluxbase.decrypt_secret(text) IS 'Internal: decrypt what encrypt_secret produced.';
 
 -- Audit: nothing for the API roles. They cannot read, change, delete or truncate audit.log
--- (nor the chain's head and anchor tables), call the administration functions, or disable
--- tracking; the triggers that write the log run as the installing superuser.
+-- (nor the chain anchors or the tracking table), call the administration functions, or
+-- disable tracking; the triggers that write the log run as the installing superuser.
 REVOKE ALL ON ALL TABLES IN SCHEMA audit FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA audit FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA audit FROM PUBLIC;

@@ -454,7 +454,7 @@ impl PgauditCluster {
              shared_preload_libraries = 'fluxbase,pgaudit'\n\
              fluxbase.jwt_secret = 'pgaudit-test-secret-that-is-at-least-32-bytes'\n\
              fluxbase.mfa_encryption_key = 'pgaudit-test-mfa-key-that-is-at-least-32-bytes'\n\
-             pgaudit.log = 'write, ddl'\n",
+             pgaudit.log = 'write, ddl'\nmax_prepared_transactions = 2\n",
             cluster.root.display()
         );
         let mut file = std::fs::OpenOptions::new()
@@ -539,6 +539,23 @@ async fn fluxbase_and_pgaudit_preloaded_together_both_audit() {
     let rows = audit_rows(&db, "public.things").await;
     let ops: Vec<&str> = rows.iter().map(|r| r["op"].as_str().unwrap()).collect();
     assert_eq!(ops, ["INSERT", "UPDATE"]);
+    assert_eq!(broken_link(&db).await, None);
+    // A transaction that wrote audit rows cannot be prepared (its rows would commit after its
+    // lane had moved on), and leaves nothing behind.
+    let err = db
+        .batch_execute("BEGIN; INSERT INTO public.things VALUES (2, 'prepared'); PREPARE TRANSACTION 'audit_test'")
+        .await
+        .expect_err("PREPARE of an audited transaction is refused");
+    assert!(
+        err.to_string().contains("cannot be prepared")
+            || format!("{err:?}").contains("cannot be prepared"),
+        "{err:?}"
+    );
+    db.batch_execute("ROLLBACK").await.unwrap();
+    db.batch_execute("INSERT INTO public.things VALUES (3, 'after')")
+        .await
+        .unwrap();
+    assert_eq!(audit_rows(&db, "public.things").await.len(), 3);
     assert_eq!(broken_link(&db).await, None);
     // pgaudit wrote its own session audit lines for the same statements.
     let mut log = String::new();
