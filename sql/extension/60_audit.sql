@@ -541,7 +541,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
              l.old_row, l.new_row, l.actor_id, l.actor_role, l.session_id, l.db_role, l.login_role,
              l.client_addr, l.details) AS content
     FROM audit.log l
-    WINDOW w AS (PARTITION BY l.chain_lane ORDER BY l.chain_seq, l.id)
+    -- In the order of the (chain_lane, chain_seq) index, so a big log needs no sort.
+    WINDOW w AS (PARTITION BY l.chain_lane ORDER BY l.chain_seq)
   ), checked AS (
     SELECT k.id, k.chain_lane, k.chain_seq,
       CASE
