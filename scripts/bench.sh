@@ -47,3 +47,9 @@ churn=$("$PGBENCH" -h "$socket" -p "$port" -U fluxbase_server -n -M prepared \
   -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" -D token="$token" -f bench/auth_verified.pgbench bench 2>/dev/null | tps)
 wait "$writer" || true
 echo "     verified while a writer bumps the revocation epoch ~every 0.3 ms (lookup each request): ${churn} tps"
+
+# The audit log (bench/audit_bench.sh): inserts with audit on beside the same table without.
+bench/audit_bench.sh "$STATE" bench
+
+# The data API on Chinook over HTTP, beside pgbench (issue 4).
+scripts/bench-rest.sh

@@ -14,10 +14,12 @@
 //! - [`guard`]: refuses statements run as an API role that was not switched to by
 //!   `auth.authenticate` (so `SET ROLE service_role` by hand gets nowhere).
 //! - [`authenticate`]: `auth.authenticate(token)`, which ties the above together.
+//! - [`audit`]: the audit log's hash chain (lanes, heads kept per backend) and caller facts.
 //!
 //! The tables and the PL/pgSQL parts live in `sql/extension/*.sql`, included below in order.
 use pgrx::prelude::*;
 
+mod audit;
 mod authenticate;
 mod claims;
 mod errors;
@@ -30,6 +32,7 @@ mod revocation;
 mod role_switch;
 mod settings;
 mod tests;
+mod tests_audit;
 mod tests_auth_kernel;
 mod tests_mfa;
 mod tests_security_report;
@@ -105,6 +108,20 @@ extension_sql_file!(
     "../../sql/extension/55_schema_events.sql",
     name = "schema_events",
     requires = ["security_report"]
+);
+extension_sql_file!(
+    "../../sql/extension/60_audit.sql",
+    name = "audit",
+    requires = [
+        "schema_events",
+        audit::fluxbase::audit_link,
+        audit::fluxbase::audit_hash,
+        audit::fluxbase::audit_outer_role,
+        audit::fluxbase::audit_caller_is_superuser,
+        claims::auth::uid,
+        claims::auth::role,
+        claims::auth::session_id,
+    ]
 );
 extension_sql_file!(
     "../../sql/extension/90_grants.sql",

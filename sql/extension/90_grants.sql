@@ -104,3 +104,18 @@ REVOKE ALL ON FUNCTION fluxbase.security_report(text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluxbase.security_report(text[]) TO fluxbase_authenticator, service_role;
 -- The schema-change event trigger's function runs only as an event trigger.
 REVOKE ALL ON FUNCTION fluxbase.notify_schema_change() FROM PUBLIC;
+
+-- Audit: nothing for the API roles. They cannot read, change, delete or truncate audit.log
+-- (nor the chain anchors or the tracking table), call the administration functions, or
+-- disable tracking; the triggers that write the log run as the installing superuser.
+REVOKE ALL ON ALL TABLES IN SCHEMA audit FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA audit FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA audit FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.audit_link(oid, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.audit_hash(bytea, integer, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.audit_outer_role() FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.audit_caller_is_superuser() FROM PUBLIC;
+COMMENT ON FUNCTION fluxbase.audit_link(oid, text) IS 'Internal: chain one audit row onto this backend''s lane (lane, seq, hash).';
+COMMENT ON FUNCTION fluxbase.audit_hash(bytea, integer, bigint, text) IS 'Internal: sha256(prev || ''<lane>:<seq>:'' || content), the hash an audit row must carry.';
+COMMENT ON FUNCTION fluxbase.audit_outer_role() IS 'Internal: the role the statement runs as, beneath SECURITY DEFINER.';
+COMMENT ON FUNCTION fluxbase.audit_caller_is_superuser() IS 'Internal: whether that role is a superuser.';

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The audit section of `make bench` (called by scripts/bench.sh with the bench cluster's state
+# folder and database): pgbench single-row and 100-row inserts into a table with audit on,
+# beside the same table without, in the same run. Each pair is measured twice, interleaved
+# (plain, audited, plain, audited), so a noisy neighbour on this shared machine hits both sides.
+# Durable commits (the cluster's defaults: synchronous_commit on, fsync) are what a production
+# write pays; the same figures with synchronous_commit = off show the CPU cost alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STATE=${1:?state dir}
+DB=${2:?database}
+PGBENCH=/usr/lib/postgresql/15/bin/pgbench
+DURATION=${BENCH_SECONDS:-10}
+CLIENTS=${BENCH_CLIENTS:-2}
+port=$(cat "$STATE/port"); socket=$(cat "$STATE/socket_dir")
+
+scripts/cluster.sh psql "$STATE" "$DB" -f bench/audit_setup.sql >/dev/null
+
+tps() { sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1; }
+run() { # script, commit mode -> tps; then empties the table written (not the audit log)
+  PGOPTIONS="-c synchronous_commit=$2" "$PGBENCH" -h "$socket" -p "$port" -U postgres -n -M prepared \
+    -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" -f "bench/$1.pgbench" "$DB" 2>/dev/null | tps
+  scripts/cluster.sh psql "$STATE" "$DB" -c "TRUNCATE public.bench_${1##*_}" >/dev/null
+}
+measure() { # shape, commit mode -> prints a line
+  local p1 a1 p2 a2
+  p1=$(run "audit_insert_${1}_plain" "$2"); a1=$(run "audit_insert_${1}_audited" "$2")
+  p2=$(run "audit_insert_${1}_plain" "$2"); a2=$(run "audit_insert_${1}_audited" "$2")
+  python3 - "$1" "$2" "$p1" "$a1" "$p2" "$a2" <<'PY'
+import sys
+shape, mode, p1, a1, p2, a2 = sys.argv[1], sys.argv[2], *map(float, sys.argv[3:])
+plain, audited = (p1 + p2) / 2, (a1 + a2) / 2
+rows = 1 if shape == "one" else 100
+target = "  (target >= 0.75)" if shape == "one" and mode == "on" else ""
+print(f"     {rows:>3}-row inserts, synchronous_commit={mode:<3}: no audit {plain:8.0f} tps, audit on {audited:8.0f} tps"
+      f" ({audited * rows:8.0f} audit rows/s); ratio {audited / plain:.2f}{target}")
+PY
+}
+
+# After each figure: verify what was written, then empty both tables and the log (millions of
+# rows otherwise fill a shared disk). The pgbench backends are gone by then, so no lane head
+# outlives the TRUNCATE (the TRUNCATE's own audit row starts the chain afresh).
+verified=0; broken=0
+verify_and_empty() {
+  local out
+  out=$(scripts/cluster.sh psql "$STATE" "$DB" -Atc "SELECT (SELECT count(*) FROM audit.log) || ' ' || (SELECT count(*) FROM audit.verify())")
+  verified=$((verified + ${out% *})); broken=$((broken + ${out#* }))
+  scripts/cluster.sh psql "$STATE" "$DB" -c "TRUNCATE audit.log" -c "CHECKPOINT" >/dev/null
+}
+
+echo "== audit log: pgbench inserts, ${CLIENTS} clients, 2 x ${DURATION}s per figure, table with audit on beside the same without"
+for figure in "one on" "hundred on" "one off" "hundred off"; do
+  # shellcheck disable=SC2086
+  measure $figure
+  verify_and_empty
+done
+echo "     audit.verify() over the ${verified} audit rows written: $([ "$broken" = 0 ] && echo "intact" || echo "BROKEN")"
