@@ -1,5 +1,5 @@
-//! The `fluxbase` command line. One subcommand per job; `check` (the security report) comes
-//! next and slots in beside `serve`.
+//! The `fluxbase` command line. One subcommand per job: `serve` runs the server, `check`
+//! runs the pre-production checks ([`crate::check`]) and exits non-zero on a failure.
 use crate::{build_state, observability, serve_with_shutdown, Config};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -24,6 +24,13 @@ pub enum Command {
         #[arg(long, short, default_value = "fluxbase.yaml")]
         config: PathBuf,
     },
+    /// Check the configuration and the live database before production (the security
+    /// report over the exposed schemas); exits 1 when any check fails.
+    Check {
+        /// The configuration file.
+        #[arg(long, short, default_value = "fluxbase.yaml")]
+        config: PathBuf,
+    },
 }
 
 /// Parses the arguments and runs the chosen command.
@@ -39,6 +46,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve { config } => runtime.block_on(serve_command(config)),
+        Command::Check { config } => return runtime.block_on(check_command(config)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,6 +55,26 @@ pub fn main() -> ExitCode {
             eprintln!("fluxbase: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints each check as `PASS`/`WARN`/`FAIL` on stdout; the exit code gates a deployment.
+async fn check_command(path: PathBuf) -> ExitCode {
+    let config = match Config::load(&path) {
+        Ok(config) => config,
+        Err(e) => {
+            println!("FAIL  config  {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = crate::check::run(&config).await;
+    for line in &outcome.lines {
+        println!("{line}");
+    }
+    if outcome.failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -97,11 +125,20 @@ mod tests {
     #[test]
     fn serve_takes_a_config_path() {
         let cli = Cli::try_parse_from(["fluxbase", "serve", "--config", "x.yaml"]).unwrap();
-        let Command::Serve { config } = cli.command;
+        let Command::Serve { config } = cli.command else {
+            panic!("serve parsed as {:?}", cli.command)
+        };
         assert_eq!(config, PathBuf::from("x.yaml"));
         let cli = Cli::try_parse_from(["fluxbase", "serve"]).unwrap();
-        let Command::Serve { config } = cli.command;
+        let Command::Serve { config } = cli.command else {
+            panic!("serve parsed as {:?}", cli.command)
+        };
         assert_eq!(config, PathBuf::from("fluxbase.yaml"));
+        let cli = Cli::try_parse_from(["fluxbase", "check", "-c", "prod.yaml"]).unwrap();
+        let Command::Check { config } = cli.command else {
+            panic!("check parsed as {:?}", cli.command)
+        };
+        assert_eq!(config, PathBuf::from("prod.yaml"));
         assert!(Cli::try_parse_from(["fluxbase", "bogus"]).is_err());
         assert!(Cli::try_parse_from(["fluxbase"]).is_err());
     }

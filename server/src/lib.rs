@@ -15,7 +15,7 @@
 //! - [`routes`]: `/health`, `/api/v1/auth/…`, `/api/v1/tables/…`.
 //! - [`rest`]: schema cache, query parsing and SQL building for the tables API.
 //! - [`security_report`]: the extension's security report, logged at start.
-//! - [`cli`]: the `fluxbase` command line.
+//! - [`cli`]: the `fluxbase` command line; [`check`]: `fluxbase check`, the pre-production checks.
 //!
 //! For tests: [`app`] gives the router without a socket (use [`AppState::lazy`] when no
 //! database is needed), [`serve`] runs it on a listener you bound (e.g. `127.0.0.1:0`).
@@ -26,6 +26,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -408,3 +408,71 @@ async fn the_rest_api_gives_a_customer_only_their_invoices() {
     assert_eq!(r.status, 401, "{}", r.text);
     assert_error_shape(&r);
 }
+
+/// The issue's example: a customer's invoices with their lines, each line's track, its album
+/// and the album's artist, four levels deep, in one request — exactly the customer's invoices,
+/// every line of each, and the catalogue names right, compared with a superuser's join.
+#[tokio::test]
+async fn a_customers_invoices_embed_four_levels_deep_under_rls() {
+    let app = Chinook::start().await;
+    let token = app.sign_in("customer2@example.com").await;
+    let r = app
+        .send(
+            reqwest::Method::GET,
+            "/api/v1/tables/invoice?select=id,invoice_line(id,track(name,album(title,artist(name))))&order=id&invoice_line.order=id",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rows = app
+        .admin
+        .query(
+            "SELECT i.id, l.id, t.name, al.title, ar.name
+             FROM invoice i JOIN invoice_line l ON l.invoice = i.id JOIN track t ON t.id = l.track
+             JOIN album al ON al.id = t.album JOIN artist ar ON ar.id = al.artist
+             WHERE i.customer = 2 ORDER BY i.id, l.id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut expected: Vec<Value> = Vec::new();
+    for row in &rows {
+        let invoice: i32 = row.get(0);
+        let line = json!({"id": row.get::<_, i32>(1), "track": {"name": row.get::<_, String>(2),
+            "album": {"title": row.get::<_, String>(3), "artist": {"name": row.get::<_, String>(4)}}}});
+        match expected.last_mut() {
+            Some(last) if last["id"] == json!(invoice) => {
+                last["invoice_line"].as_array_mut().unwrap().push(line)
+            }
+            _ => expected.push(json!({"id": invoice, "invoice_line": [line]})),
+        }
+    }
+    assert!(
+        expected.len() >= 5,
+        "customer 2 has invoices in the data set"
+    );
+    assert_eq!(r.body, Value::Array(expected));
+    // From the catalogue side the invoice lines stay private: a track's lines, embedded,
+    // are only the customer's own.
+    let r = app
+        .send(
+            reqwest::Method::GET,
+            "/api/v1/tables/track?select=id,invoice_line!inner(invoice)&order=id",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let own: Vec<i32> = app
+        .ids("SELECT DISTINCT l.track FROM invoice_line l JOIN invoice i ON i.id = l.invoice WHERE i.customer = 2 ORDER BY 1")
+        .await;
+    let seen: Vec<i32> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap() as i32)
+        .collect();
+    assert_eq!(seen, own);
+}

@@ -148,3 +148,59 @@ async fn a_report_that_cannot_run_does_not_stop_the_server() {
     assert_eq!(health.status().as_u16(), 200);
     server.abort();
 }
+
+/// `fluxbase check` (the library function the command prints): a table with RLS off fails the
+/// check and names the table; once RLS is on, forced and covered by policies, it passes.
+#[tokio::test]
+async fn fluxbase_check_fails_on_an_unprotected_table_and_passes_once_fixed() {
+    let app = TestApp::start().await;
+    app.admin
+        .batch_execute(
+            "CREATE TABLE public.check_open (id int PRIMARY KEY);
+             GRANT SELECT ON public.check_open TO anon;",
+        )
+        .await
+        .unwrap();
+    let yaml = format!(
+        "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"{}\"\n",
+        app.cluster.server_url(&app.db)
+    );
+    let config = fluxbase_server::Config::from_yaml_str(&yaml).expect("config");
+    let outcome = fluxbase_server::check::run(&config).await;
+    assert!(outcome.failed, "{:#?}", outcome.lines);
+    assert!(
+        outcome
+            .lines
+            .iter()
+            .any(|l| l.starts_with("FAIL  rls_disabled public.check_open")),
+        "{:#?}",
+        outcome.lines
+    );
+    app.admin
+        .batch_execute(
+            "ALTER TABLE public.check_open ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE public.check_open FORCE ROW LEVEL SECURITY;
+             CREATE POLICY check_open_read ON public.check_open FOR SELECT USING (true);",
+        )
+        .await
+        .unwrap();
+    let outcome = fluxbase_server::check::run(&config).await;
+    assert!(!outcome.failed, "{:#?}", outcome.lines);
+    assert!(
+        !outcome
+            .lines
+            .iter()
+            .any(|l| l.contains("public.check_open")),
+        "{:#?}",
+        outcome.lines
+    );
+    // An unreachable database is a failure, not a pass.
+    let yaml = "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"postgres://nobody:x@127.0.0.1:1/none\"\n";
+    let config = fluxbase_server::Config::from_yaml_str(yaml).expect("config");
+    let outcome = fluxbase_server::check::run(&config).await;
+    assert!(outcome.failed);
+    assert!(outcome
+        .lines
+        .iter()
+        .any(|l| l.starts_with("FAIL  database")));
+}
