@@ -7,14 +7,22 @@
 //! runs after that, and COMMIT/ROLLBACK undoes the switch, so nothing leaks to the next
 //! request on the pooled connection.
 //!
-//! Why nothing can leak even on a dropped request: `tokio_postgres::Transaction` sends a
-//! ROLLBACK when dropped unfinished (a client that disconnects cancels the handler future),
-//! and the pool recycles with [`RecyclingMethod::Clean`] (`RESET ALL`, `SET SESSION
-//! AUTHORIZATION DEFAULT`, …) before handing a connection out again.
+//! Why nothing can leak even on a dropped request or a function that changes session state:
+//! a connection goes back to the pool only after its transaction ended with a COMMIT or
+//! ROLLBACK that succeeded; a request dropped halfway (a client that disconnects cancels the
+//! handler future) or whose COMMIT/ROLLBACK failed detaches its connection from the pool and
+//! closes it, so PostgreSQL rolls the transaction back ([`InTransaction`]). And every request
+//! starts by resetting the session ([`SESSION_RESET_SQL`]: `RESET ALL`, `SET SESSION
+//! AUTHORIZATION DEFAULT`, `DISCARD TEMP`, …, what deadpool's `Clean` recycling runs), so a
+//! `set_config(…, false)` or a temporary table left by an earlier request's function is gone.
+//!
+//! Why the reset, `BEGIN` and `auth.authenticate` go out together: they are pipelined (sent
+//! before any answer is read), so a request costs one round trip for all three, then one
+//! for its statement and one for `COMMIT` — fewer than pgbench's own four.
 use crate::config::DatabaseConfig;
 use crate::error::{from_db_error, from_pool_error, ApiError};
 use deadpool_postgres::{
-    Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts, Transaction,
+    ClientWrapper, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts,
 };
 use std::time::Duration;
 use tokio_postgres::types::ToSql;
@@ -66,7 +74,9 @@ pub fn create_pool(
         pg,
         NoTls,
         ManagerConfig {
-            recycling_method: RecyclingMethod::Clean,
+            // Each request resets the session itself, pipelined with its BEGIN (see the
+            // module comment), so recycling only checks the connection is open.
+            recycling_method: RecyclingMethod::Fast,
         },
     );
     Pool::builder(manager)
@@ -140,7 +150,7 @@ pub(crate) trait CachedQueries {
     ) -> Result<u64, tokio_postgres::Error>;
 }
 
-impl CachedQueries for Transaction<'_> {
+impl CachedQueries for ClientWrapper {
     async fn query_one_cached(
         &self,
         sql: &str,
@@ -184,7 +194,7 @@ pub async fn with_request_tx<T, F>(
     body: F,
 ) -> Result<T, ApiError>
 where
-    F: AsyncFnOnce(&Transaction<'_>) -> Result<T, TxError>,
+    F: AsyncFnOnce(&ClientWrapper) -> Result<T, TxError>,
 {
     run_tx(pool, access, Some(token), request_id, body).await
 }
@@ -197,9 +207,52 @@ where
 /// (a reset token must never reach an anonymous caller). Never run client-chosen SQL here.
 pub async fn with_server_tx<T, F>(pool: &Pool, request_id: &str, body: F) -> Result<T, ApiError>
 where
-    F: AsyncFnOnce(&Transaction<'_>) -> Result<T, TxError>,
+    F: AsyncFnOnce(&ClientWrapper) -> Result<T, TxError>,
 {
     run_tx(pool, Access::ReadWrite, None, request_id, body).await
+}
+
+/// What every request runs first, before its `BEGIN`: deadpool's `Clean` recycling set, so
+/// session state an earlier request's SQL left behind (a `set_config(…, false)`, a
+/// `SET SESSION AUTHORIZATION`, temporary tables, advisory locks, `LISTEN`s, cursors) never
+/// reaches this one. Its own implicit transaction: it commits even if the request rolls back.
+pub const SESSION_RESET_SQL: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
+    UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
+
+/// A pooled connection while its request transaction is open. Dropped before [`Self::ended`]
+/// (a cancelled request, a failed COMMIT or ROLLBACK), it takes the connection out of the
+/// pool and closes it: PostgreSQL then rolls the transaction back, and no later request can
+/// ever see it open (or its `SET LOCAL ROLE`).
+struct InTransaction {
+    client: Option<deadpool_postgres::Client>,
+}
+
+impl InTransaction {
+    fn client(&self) -> &ClientWrapper {
+        // Present until `ended` or drop, both of which consume or end `self`.
+        self.client
+            .as_deref()
+            .unwrap_or_else(|| unreachable!("used after it ended"))
+    }
+
+    /// The transaction ended cleanly: the connection may serve the next request.
+    fn ended(mut self) {
+        if let Some(client) = self.client.take() {
+            if client.statement_cache.size() > STATEMENT_CACHE_LIMIT {
+                client.statement_cache.clear();
+            }
+            drop(client); // back to the pool
+        }
+    }
+}
+
+impl Drop for InTransaction {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            // Detached from the pool; dropping the raw client closes the connection.
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
 }
 
 /// The transaction of [`with_request_tx`] (`authenticate: Some(token)`) and
@@ -212,48 +265,74 @@ async fn run_tx<T, F>(
     body: F,
 ) -> Result<T, ApiError>
 where
-    F: AsyncFnOnce(&Transaction<'_>) -> Result<T, TxError>,
+    F: AsyncFnOnce(&ClientWrapper) -> Result<T, TxError>,
 {
     let token_given = matches!(authenticate, Some(Some(_)));
     let db_err = |e: tokio_postgres::Error| from_db_error(&e, token_given, request_id);
-    let mut client = pool
-        .get()
-        .await
-        .map_err(|e| from_pool_error(&e, token_given, request_id))?;
-    let tx = client
-        .build_transaction()
-        .read_only(access == Access::ReadOnly)
-        .start()
-        .await
-        .map_err(db_err)?;
-    if let Some(token) = authenticate {
-        let statement = tx.prepare_cached(AUTHENTICATE_SQL).await.map_err(db_err)?;
-        tx.execute(&statement, &[&token]).await.map_err(db_err)?;
-    }
-    let outcome = body(&tx).await;
-    let result = finish(tx, outcome, request_id, db_err).await;
-    if client.statement_cache.size() > STATEMENT_CACHE_LIMIT {
-        client.statement_cache.clear();
-    }
-    result
-}
-
-/// COMMIT after success, ROLLBACK after an error (which is the one reported).
-async fn finish<T>(
-    tx: Transaction<'_>,
-    outcome: Result<T, TxError>,
-    request_id: &str,
-    db_err: impl Fn(tokio_postgres::Error) -> ApiError,
-) -> Result<T, ApiError> {
-    match outcome {
-        Ok(value) => {
-            tx.commit().await.map_err(db_err)?;
-            Ok(value)
+    let tx = InTransaction {
+        client: Some(
+            pool.get()
+                .await
+                .map_err(|e| from_pool_error(&e, token_given, request_id))?,
+        ),
+    };
+    let client = tx.client();
+    let begin = match access {
+        Access::ReadOnly => "START TRANSACTION READ ONLY",
+        Access::ReadWrite => "START TRANSACTION READ WRITE",
+    };
+    // Pipelined: tokio-postgres sends requests in the order their futures are first polled
+    // and answers them in that order, so all go out at once and run one after the other.
+    // A failed reset or BEGIN returns at once (dropping `tx` closes the connection); a
+    // refused token is an ordinary outcome, rolled back below like any other error, so bad
+    // tokens cannot make the server reconnect.
+    let authenticated = match authenticate {
+        Some(token) => {
+            let statement = client
+                .prepare_cached(AUTHENTICATE_SQL)
+                .await
+                .map_err(db_err)?;
+            let params: [&(dyn ToSql + Sync); 1] = [&token];
+            let (reset, begun, authenticated) = tokio::join!(
+                client.batch_execute(SESSION_RESET_SQL),
+                client.batch_execute(begin),
+                client.execute(&statement, &params),
+            );
+            reset.map_err(db_err)?;
+            begun.map_err(db_err)?;
+            authenticated.map(drop)
         }
-        Err(e) => {
-            // Best effort: if the rollback itself fails the connection is broken and the pool
-            // will discard it; the original error is the one worth reporting.
-            if let Err(rollback) = tx.rollback().await {
+        None => {
+            let (reset, begun) = tokio::join!(
+                client.batch_execute(SESSION_RESET_SQL),
+                client.batch_execute(begin),
+            );
+            reset.map_err(db_err)?;
+            begun.map_err(db_err)?;
+            Ok(())
+        }
+    };
+    let outcome = match authenticated {
+        Ok(()) => body(client).await,
+        Err(e) => Err(TxError::Db(e)),
+    };
+    let ending = if outcome.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
+    let ended = client.batch_execute(ending).await;
+    // An error PostgreSQL answered (a COMMIT refused by a deferred constraint) still leaves
+    // the connection idle and in step; only a broken one (no answer) must not be reused.
+    let ended_cleanly = match &ended {
+        Ok(()) => true,
+        Err(e) => e.as_db_error().is_some(),
+    };
+    let result = match (outcome, ended) {
+        (Ok(value), Ok(())) => Ok(value),
+        (Ok(_), Err(e)) => Err(db_err(e)),
+        (Err(e), ended) => {
+            if let Err(rollback) = ended {
                 tracing::warn!(request_id, error = %rollback, "rollback failed");
             }
             Err(match e {
@@ -261,7 +340,13 @@ async fn finish<T>(
                 TxError::Api(e) => e,
             })
         }
+    };
+    // Only a transaction that ended (COMMIT or ROLLBACK answered) returns its connection to
+    // the pool; any early return above drops `tx`, which closes the connection instead.
+    if ended_cleanly {
+        tx.ended();
     }
+    result
 }
 
 /// `SELECT 1` within `timeout` (connection included): the health check.

@@ -269,14 +269,14 @@ const SUBJECT_TO_RLS_SQL: &str = include_str!("../../../sql/server/subject_to_rl
 
 /// Whether the request's role is subject to row-level security (not BYPASSRLS, as
 /// `service_role` is).
-async fn subject_to_rls(tx: &deadpool_postgres::Transaction<'_>) -> Result<bool, TxError> {
+async fn subject_to_rls(tx: &deadpool_postgres::ClientWrapper) -> Result<bool, TxError> {
     let row = tx.query_one_cached(SUBJECT_TO_RLS_SQL, &[]).await?;
     Ok(row.try_get(0)?)
 }
 
 /// The planner's row estimate for `explain` (an `EXPLAIN (FORMAT JSON)`).
 async fn planned_rows(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::ClientWrapper,
     explain: &Statement,
 ) -> Result<i64, TxError> {
     let row = tx

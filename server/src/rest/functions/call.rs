@@ -138,9 +138,11 @@ fn to_i64(n: u64) -> i64 {
 
 /// The projection of a row result (`*`, or the selected columns of the relation `from` with
 /// their renames).
+/// The result columns to return. `*` is qualified (`_f.*`): the call's FROM list also holds
+/// the decoded arguments (`_args`), which must never be echoed back in the result.
 fn projection(q: &ResultQuery<'_>, from: &str) -> String {
     match &q.select {
-        None => "*".to_owned(),
+        None => format!("{from}.*"),
         Some(items) => items
             .iter()
             .map(|s| {
@@ -452,6 +454,42 @@ mod tests {
         assert!(
             s.sql
                 .contains("\"public\".\"we\"\"ird\"(\"a\"\"b\" => _args.\"a\"\"b\")"),
+            "{}",
+            s.sql
+        );
+    }
+
+    #[test]
+    fn a_single_row_result_never_echoes_the_arguments() {
+        let mut f = list_notes();
+        f.returns = match f.returns {
+            Returns::Rows { columns, .. } => Returns::Rows {
+                set: false,
+                columns,
+            },
+            other => other,
+        };
+        let Returns::Rows { columns, .. } = &f.returns else {
+            unreachable!()
+        };
+        let q = parse(&[], columns).unwrap();
+        let args = CallArgs::Named {
+            given: f.arguments.iter().collect(),
+            json: "{\"max\": 10}".into(),
+        };
+        let s = build(
+            &f,
+            &args,
+            &q,
+            Paging {
+                max_rows: 50,
+                count_total: false,
+            },
+        );
+        assert_eq!(s.shape, Shape::Value);
+        assert!(
+            s.sql
+                .starts_with("SELECT pg_catalog.to_json(_r)::text FROM (SELECT _f.* FROM "),
             "{}",
             s.sql
         );
