@@ -3,7 +3,8 @@
 # on the Chinook data, over HTTP with a customer's token (so RLS applies), printed beside
 # pgbench running the same transaction directly against the database in the same run.
 #
-# HTTP load: wrk (Debian's package) on loopback, keep-alive, 4 and 32 connections.
+# HTTP load: wrk (Debian's package) on loopback, keep-alive, 4 and 32 connections, one thread
+# (and pgbench with one thread too: on 2 cores the load generator competes with what it measures).
 # Baseline: pgbench, same connections count, the same three statements the server sends
 # (BEGIN; SELECT auth.authenticate(token); the query; COMMIT), over TCP like the server.
 set -euo pipefail
@@ -52,11 +53,11 @@ export BENCH_TOKEN=$token
 # wrk prints "Requests/sec: N" and, with --latency, "50%  1.23ms" / "99%  ...".
 wrk_run() { # conns url [lua]
   local conns=$1 url=$2 lua=${3:-bench/rest/get.lua}
-  wrk -t2 -c"$conns" -d"${DURATION}s" --latency -s "$lua" "$url" 2>&1 | python3 bench/rest/wrk_summary.py
+  wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$lua" "$url" 2>&1 | python3 bench/rest/wrk_summary.py
 }
 pgbench_run() { # conns script
   "$PGBENCH" -h 127.0.0.1 -p "$FLUXBASE_DB_PORT" -U fluxbase_server -n -M prepared \
-    -c "$1" -j 2 -T "$DURATION" -D token="$token" -f "$2" chinook 2>/dev/null \
+    -c "$1" -j 1 -T "$DURATION" -D token="$token" -f "$2" chinook 2>/dev/null \
     | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1
 }
 export PGPASSWORD=$FLUXBASE_DB_PASSWORD
