@@ -9,16 +9,16 @@
 //!
 //! Why nothing can leak even on a dropped request or a function that changes session state:
 //! a connection goes back to the pool only after its transaction ended with a COMMIT or
-//! ROLLBACK that succeeded; a request dropped halfway (a client that disconnects cancels the
-//! handler future) or whose COMMIT/ROLLBACK failed detaches its connection from the pool and
-//! closes it, so PostgreSQL rolls the transaction back ([`InTransaction`]). And every request
-//! starts by resetting the session ([`SESSION_RESET_SQL`]: `RESET ALL`, `SET SESSION
-//! AUTHORIZATION DEFAULT`, `DISCARD TEMP`, …, what deadpool's `Clean` recycling runs), so a
-//! `set_config(…, false)` or a temporary table left by an earlier request's function is gone.
+//! ROLLBACK that PostgreSQL answered, and after the session was reset ([`SESSION_RESET_SQL`]:
+//! `RESET ALL`, `SET SESSION AUTHORIZATION DEFAULT`, `DISCARD TEMP`, …, what deadpool's
+//! `Clean` recycling runs), in the background once the response is on its way. A request
+//! dropped halfway (a client that disconnects cancels the handler future), a failed
+//! COMMIT/ROLLBACK or a failed reset detaches the connection from the pool and closes it, so
+//! PostgreSQL rolls the transaction back ([`InTransaction`]).
 //!
-//! Why the reset, `BEGIN` and `auth.authenticate` go out together: they are pipelined (sent
-//! before any answer is read), so a request costs one round trip for all three, then one
-//! for its statement and one for `COMMIT` — fewer than pgbench's own four.
+//! Why `BEGIN` and `auth.authenticate` go out together: they are pipelined (sent before any
+//! answer is read), so a request costs one round trip for both, then one for its statement and
+//! one for `COMMIT`; a plain read ([`read_one`]) sends all four in a single round trip.
 use crate::config::DatabaseConfig;
 use crate::error::{from_db_error, from_pool_error, ApiError};
 use deadpool_postgres::{
@@ -74,8 +74,9 @@ pub fn create_pool(
         pg,
         NoTls,
         ManagerConfig {
-            // Each request resets the session itself, pipelined with its BEGIN (see the
-            // module comment), so recycling only checks the connection is open.
+            // Each connection resets its session itself after every request, before it goes
+            // back to the pool (see the module comment), so recycling only checks that the
+            // connection is open.
             recycling_method: RecyclingMethod::Fast,
         },
     );
@@ -212,10 +213,10 @@ where
     run_tx(pool, Access::ReadWrite, None, request_id, body).await
 }
 
-/// What every request runs first, before its `BEGIN`: deadpool's `Clean` recycling set, so
-/// session state an earlier request's SQL left behind (a `set_config(…, false)`, a
-/// `SET SESSION AUTHORIZATION`, temporary tables, advisory locks, `LISTEN`s, cursors) never
-/// reaches this one. Its own implicit transaction: it commits even if the request rolls back.
+/// What every connection runs after each request, before it may serve another: deadpool's
+/// `Clean` recycling set, so session state a request's SQL left behind (a
+/// `set_config(…, false)`, a session-level `SET ROLE`, temporary tables, advisory locks,
+/// `LISTEN`s, cursors) never reaches the next one. Run outside any transaction.
 pub const SESSION_RESET_SQL: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
     UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
 
@@ -235,14 +236,33 @@ impl InTransaction {
             .unwrap_or_else(|| unreachable!("used after it ended"))
     }
 
-    /// The transaction ended cleanly: the connection may serve the next request.
+    /// The transaction ended cleanly: the session is reset ([`SESSION_RESET_SQL`]) in the
+    /// background, after the response, and only then does the connection go back to the pool
+    /// (as PgBouncer's `server_reset_query`). A failed or interrupted reset closes it instead.
     fn ended(mut self) {
         if let Some(client) = self.client.take() {
             if client.statement_cache.size() > STATEMENT_CACHE_LIMIT {
                 client.statement_cache.clear();
             }
-            drop(client); // back to the pool
+            tokio::spawn(async move {
+                let resetting = InTransaction {
+                    client: Some(client),
+                };
+                if resetting
+                    .client()
+                    .batch_execute(SESSION_RESET_SQL)
+                    .await
+                    .is_ok()
+                {
+                    resetting.release();
+                }
+            });
         }
+    }
+
+    /// Back to the pool as it is (its session is clean).
+    fn release(mut self) {
+        drop(self.client.take());
     }
 }
 
@@ -253,6 +273,71 @@ impl Drop for InTransaction {
             drop(deadpool_postgres::Object::take(client));
         }
     }
+}
+
+/// A read of exactly one statement (a `GET` or `HEAD` of the tables API without an estimate):
+/// `BEGIN READ ONLY`, `auth.authenticate`, the statement and `COMMIT`, all
+/// pipelined in ONE round trip. PostgreSQL still runs them strictly in order, inside one
+/// transaction: a refused token aborts the transaction, so the statement fails without
+/// running (25P02) and the token's error is the one reported; COMMIT of an aborted
+/// transaction is a ROLLBACK. Committing or rolling back a read-only transaction is the same.
+pub async fn read_one(
+    pool: &Pool,
+    token: Option<&str>,
+    request_id: &str,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Row, ApiError> {
+    let token_given = token.is_some();
+    let db_err = |e: tokio_postgres::Error| from_db_error(&e, token_given, request_id);
+    let tx = InTransaction {
+        client: Some(
+            pool.get()
+                .await
+                .map_err(|e| from_pool_error(&e, token_given, request_id))?,
+        ),
+    };
+    let client = tx.client();
+    // Cached after a connection's first request; no transaction is open yet, so a refused
+    // statement (answered by PostgreSQL) leaves the connection fit for the pool.
+    let prepared = async {
+        let authenticate = client.prepare_cached(AUTHENTICATE_SQL).await?;
+        let statement = client.prepare_cached(sql).await?;
+        Ok::<_, tokio_postgres::Error>((authenticate, statement))
+    }
+    .await;
+    let (authenticate, statement) = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            let answered = e.as_db_error().is_some();
+            let error = db_err(e);
+            if answered {
+                tx.ended();
+            }
+            return Err(error);
+        }
+    };
+    let token_param: [&(dyn ToSql + Sync); 1] = [&token];
+    let (begun, authenticated, row, ended) = tokio::join!(
+        client.batch_execute("START TRANSACTION READ ONLY"),
+        client.execute(&authenticate, &token_param),
+        client.query_one(&statement, params),
+        client.batch_execute("COMMIT"),
+    );
+    let ended_cleanly = match &ended {
+        Ok(()) => true,
+        Err(e) => e.as_db_error().is_some(),
+    };
+    let result = begun
+        .and(authenticated.map(drop))
+        .and(row)
+        .and_then(|row| ended.map(|()| row))
+        .map_err(db_err);
+    // As in `run_tx`: only an answered COMMIT returns the connection to the pool.
+    if ended_cleanly {
+        tx.ended();
+    }
+    result
 }
 
 /// The transaction of [`with_request_tx`] (`authenticate: Some(token)`) and
@@ -283,7 +368,7 @@ where
     };
     // Pipelined: tokio-postgres sends requests in the order their futures are first polled
     // and answers them in that order, so all go out at once and run one after the other.
-    // A failed reset or BEGIN returns at once (dropping `tx` closes the connection); a
+    // A failed BEGIN returns at once (dropping `tx` closes the connection); a
     // refused token is an ordinary outcome, rolled back below like any other error, so bad
     // tokens cannot make the server reconnect.
     let authenticated = match authenticate {
@@ -293,22 +378,15 @@ where
                 .await
                 .map_err(db_err)?;
             let params: [&(dyn ToSql + Sync); 1] = [&token];
-            let (reset, begun, authenticated) = tokio::join!(
-                client.batch_execute(SESSION_RESET_SQL),
+            let (begun, authenticated) = tokio::join!(
                 client.batch_execute(begin),
                 client.execute(&statement, &params),
             );
-            reset.map_err(db_err)?;
             begun.map_err(db_err)?;
             authenticated.map(drop)
         }
         None => {
-            let (reset, begun) = tokio::join!(
-                client.batch_execute(SESSION_RESET_SQL),
-                client.batch_execute(begin),
-            );
-            reset.map_err(db_err)?;
-            begun.map_err(db_err)?;
+            client.batch_execute(begin).await.map_err(db_err)?;
             Ok(())
         }
     };

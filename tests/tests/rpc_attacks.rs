@@ -306,3 +306,47 @@ async fn a_timed_out_request_stops_its_query() {
     assert_eq!(r.body, json!("x"), "{}", r.text);
     assert!(started.elapsed().as_secs() < 2);
 }
+
+/// Session state a function leaves behind (a session-level `set_config`, a session-level
+/// `SET`, a temporary table, an advisory lock) is reset before the connection serves anyone
+/// else: with one pooled connection, the next request sees none of it.
+#[tokio::test]
+async fn session_state_left_by_a_request_never_reaches_the_next() {
+    let fixture = "
+        CREATE FUNCTION public.leave_state() RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+          PERFORM pg_catalog.set_config('app.leftover', 'from the last request', false);
+          PERFORM pg_catalog.set_config('search_path', 'pg_temp, public', false);
+          CREATE TEMPORARY TABLE IF NOT EXISTS leftover (x int);
+          PERFORM pg_catalog.pg_advisory_lock(42);
+        END $$;
+        CREATE FUNCTION public.read_state() RETURNS json LANGUAGE sql VOLATILE AS $$
+          SELECT pg_catalog.json_build_object(
+            'setting', pg_catalog.current_setting('app.leftover', true),
+            'search_path', pg_catalog.current_setting('search_path'),
+            'temp_tables', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c
+                            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                            WHERE n.oid = pg_catalog.pg_my_temp_schema() AND c.relname = 'leftover'),
+            'locks', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks
+                      WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()))
+        $$;
+        GRANT EXECUTE ON FUNCTION public.leave_state(), public.read_state() TO anon, authenticated;
+    ";
+    let app = PreparedApp::start_with(fixture, "", 1, "").await;
+    let before = app.post("/api/v1/rpc/read_state", None, &json!({})).await;
+    assert_eq!(before.status, 200, "{}", before.text);
+    let r = app.post("/api/v1/rpc/leave_state", None, &json!({})).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let after = app.post("/api/v1/rpc/read_state", None, &json!({})).await;
+    assert_eq!(after.status, 200, "{}", after.text);
+    // A custom setting, once defined, stays defined with an empty value after RESET ALL: the
+    // value is what must not survive.
+    assert!(
+        after.body["setting"] == Value::Null || after.body["setting"] == json!(""),
+        "session state leaked to the next request: {}",
+        after.text
+    );
+    assert_eq!(after.body["search_path"], before.body["search_path"]);
+    assert_eq!(after.body["temp_tables"], json!(0));
+    assert_eq!(after.body["locks"], json!(0));
+}

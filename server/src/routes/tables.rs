@@ -208,6 +208,27 @@ async fn read_rows(
     // none tells them the rows exist, and selectivities of filters on hidden values leak
     // too). Such callers get the exact count, which RLS filters.
     let exact = estimate.then(|| build_read::read(&query.root, page, body, Total::Exact, max_rows));
+    if !estimate {
+        // The common read: one statement, so one pipelined round trip (see db::read_one).
+        let row = crate::db::read_one(
+            state.pool(),
+            token.as_deref(),
+            &ctx.request_id,
+            stmt.sql.as_str(),
+            &stmt.param_refs(),
+        )
+        .await?;
+        let text: Option<String> = row
+            .try_get(0)
+            .map_err(|e| crate::error::from_db_error(&e, token.is_some(), &ctx.request_id))?;
+        let returned: i64 = row
+            .try_get(1)
+            .map_err(|e| crate::error::from_db_error(&e, token.is_some(), &ctx.request_id))?;
+        let total: Option<i64> = row
+            .try_get(2)
+            .map_err(|e| crate::error::from_db_error(&e, token.is_some(), &ctx.request_id))?;
+        return finish_read(format, page, head, text, returned, total, count);
+    }
     let (text, returned, total, counted) = with_request_tx(
         state.pool(),
         Access::ReadOnly,
@@ -239,6 +260,20 @@ async fn read_rows(
         },
     )
     .await?;
+    finish_read(format, page, head, text, returned, total, counted)
+}
+
+/// The response of a read: single-object check, status, `Content-Range`,
+/// `Preference-Applied`, and the body (none for HEAD).
+fn finish_read(
+    format: Format,
+    page: range::Page,
+    head: bool,
+    text: Option<String>,
+    returned: i64,
+    total: Option<i64>,
+    counted: Option<CountMethod>,
+) -> Result<Response, ApiError> {
     if format == Format::SingleObject && returned != 1 {
         return Err(respond::not_single_object(returned));
     }
