@@ -220,6 +220,16 @@ where
 pub const SESSION_RESET_SQL: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
     UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
 
+/// Whether a connection is still in step after `result`: an error PostgreSQL answered (a
+/// refused statement, a COMMIT refused by a deferred constraint) leaves it idle and usable;
+/// only a broken one (no answer) must not be reused.
+fn in_step<T>(result: &Result<T, tokio_postgres::Error>) -> bool {
+    match result {
+        Ok(_) => true,
+        Err(e) => e.as_db_error().is_some(),
+    }
+}
+
 /// A pooled connection while its request transaction is open. Dropped before [`Self::ended`]
 /// (a cancelled request, a failed COMMIT or ROLLBACK), it takes the connection out of the
 /// pool and closes it: PostgreSQL then rolls the transaction back, and no later request can
@@ -229,6 +239,21 @@ struct InTransaction {
 }
 
 impl InTransaction {
+    /// A connection from the pool (503 in the error shape when none comes in time).
+    async fn checkout(
+        pool: &Pool,
+        token_given: bool,
+        request_id: &str,
+    ) -> Result<InTransaction, ApiError> {
+        let client = pool
+            .get()
+            .await
+            .map_err(|e| from_pool_error(&e, token_given, request_id))?;
+        Ok(InTransaction {
+            client: Some(client),
+        })
+    }
+
     fn client(&self) -> &ClientWrapper {
         // Present until `ended` or drop, both of which consume or end `self`.
         self.client
@@ -290,13 +315,7 @@ pub async fn read_one(
 ) -> Result<Row, ApiError> {
     let token_given = token.is_some();
     let db_err = |e: tokio_postgres::Error| from_db_error(&e, token_given, request_id);
-    let tx = InTransaction {
-        client: Some(
-            pool.get()
-                .await
-                .map_err(|e| from_pool_error(&e, token_given, request_id))?,
-        ),
-    };
+    let tx = InTransaction::checkout(pool, token_given, request_id).await?;
     let client = tx.client();
     // Cached after a connection's first request; no transaction is open yet, so a refused
     // statement (answered by PostgreSQL) leaves the connection fit for the pool.
@@ -309,12 +328,10 @@ pub async fn read_one(
     let (authenticate, statement) = match prepared {
         Ok(prepared) => prepared,
         Err(e) => {
-            let answered = e.as_db_error().is_some();
-            let error = db_err(e);
-            if answered {
+            if e.as_db_error().is_some() {
                 tx.ended();
             }
-            return Err(error);
+            return Err(db_err(e));
         }
     };
     let token_param: [&(dyn ToSql + Sync); 1] = [&token];
@@ -324,10 +341,7 @@ pub async fn read_one(
         client.query_one(&statement, params),
         client.batch_execute("COMMIT"),
     );
-    let ended_cleanly = match &ended {
-        Ok(()) => true,
-        Err(e) => e.as_db_error().is_some(),
-    };
+    let ended_cleanly = in_step(&ended);
     let result = begun
         .and(authenticated.map(drop))
         .and(row)
@@ -354,13 +368,7 @@ where
 {
     let token_given = matches!(authenticate, Some(Some(_)));
     let db_err = |e: tokio_postgres::Error| from_db_error(&e, token_given, request_id);
-    let tx = InTransaction {
-        client: Some(
-            pool.get()
-                .await
-                .map_err(|e| from_pool_error(&e, token_given, request_id))?,
-        ),
-    };
+    let tx = InTransaction::checkout(pool, token_given, request_id).await?;
     let client = tx.client();
     let begin = match access {
         Access::ReadOnly => "START TRANSACTION READ ONLY",
@@ -400,12 +408,7 @@ where
         "ROLLBACK"
     };
     let ended = client.batch_execute(ending).await;
-    // An error PostgreSQL answered (a COMMIT refused by a deferred constraint) still leaves
-    // the connection idle and in step; only a broken one (no answer) must not be reused.
-    let ended_cleanly = match &ended {
-        Ok(()) => true,
-        Err(e) => e.as_db_error().is_some(),
-    };
+    let ended_cleanly = in_step(&ended);
     let result = match (outcome, ended) {
         (Ok(value), Ok(())) => Ok(value),
         (Ok(_), Err(e)) => Err(db_err(e)),

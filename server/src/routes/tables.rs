@@ -30,6 +30,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tokio_postgres::Row;
 
 pub fn router() -> Router<AppState> {
     // `get` also answers HEAD (axum drops the body); the handler sees the method and does
@@ -218,14 +219,7 @@ async fn read_rows(
             &stmt.param_refs(),
         )
         .await?;
-        let text: Option<String> = row
-            .try_get(0)
-            .map_err(|e| crate::error::from_db_error(&e, token.is_some(), &ctx.request_id))?;
-        let returned: i64 = row
-            .try_get(1)
-            .map_err(|e| crate::error::from_db_error(&e, token.is_some(), &ctx.request_id))?;
-        let total: Option<i64> = row
-            .try_get(2)
+        let (text, returned, total) = read_row(&row)
             .map_err(|e| crate::error::from_db_error(&e, token.is_some(), &ctx.request_id))?;
         return finish_read(format, page, head, text, returned, total, count);
     }
@@ -246,9 +240,7 @@ async fn read_rows(
             let row = tx
                 .query_one_cached(stmt.sql.as_str(), &stmt.param_refs())
                 .await?;
-            let text: Option<String> = row.try_get(0)?;
-            let returned: i64 = row.try_get(1)?;
-            let mut total: Option<i64> = row.try_get(2)?;
+            let (text, returned, mut total) = read_row(&row)?;
             if let Some(explain) = explain {
                 let capped_over = total.is_none_or(|t| u64::try_from(t).unwrap_or(0) > max_rows);
                 if capped_over {
@@ -261,6 +253,12 @@ async fn read_rows(
     )
     .await?;
     finish_read(format, page, head, text, returned, total, counted)
+}
+
+/// A read statement's one row: the JSON (or CSV) text, the rows returned, the total when
+/// counted (see `build::read`).
+fn read_row(row: &Row) -> Result<(Option<String>, i64, Option<i64>), tokio_postgres::Error> {
+    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
 }
 
 /// The response of a read: single-object check, status, `Content-Range`,
