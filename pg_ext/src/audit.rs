@@ -178,7 +178,7 @@ unsafe extern "C-unwind" fn on_subtransaction_end(
 }
 
 /// Appends one row to this backend's lane: the next seq and the row's hash.
-fn link(log: pg_sys::Oid, content: &str) -> (i32, i64, Vec<u8>) {
+pub(crate) fn link(log: pg_sys::Oid, content: &str) -> (i32, i64, Vec<u8>) {
     let lane_id = my_lane();
     let stale = LANE
         .with(|l| !matches!(&*l.borrow(), Some(lane) if lane.log == log && lane.lane == lane_id));
@@ -205,7 +205,7 @@ fn link(log: pg_sys::Oid, content: &str) -> (i32, i64, Vec<u8>) {
     })
 }
 
-fn outer_role_name() -> String {
+pub(crate) fn outer_role_name() -> String {
     // SAFETY: GetOuterUserId is a valid role while a statement runs; noerr=true turns a
     // (concurrently dropped) role into NULL instead of raising.
     unsafe {

@@ -64,6 +64,27 @@ fn claim_str(name: &str) -> Option<String> {
     with_current(|c| c.get(name).and_then(Value::as_str).map(str::to_owned))
 }
 
+fn claim_uuid(name: &str) -> Option<pgrx::Uuid> {
+    let text = claim_str(name)?;
+    let parsed = uuid::Uuid::parse_str(&text).ok()?;
+    Some(pgrx::Uuid::from_bytes(*parsed.as_bytes()))
+}
+
+/// `auth.uid()`: the verified user id (`sub`), for Rust callers (the audit trigger).
+pub fn verified_uid() -> Option<pgrx::Uuid> {
+    claim_uuid("sub")
+}
+
+/// `auth.role()`: the verified application role claim.
+pub fn verified_role() -> Option<String> {
+    claim_str("role")
+}
+
+/// `auth.session_id()`: the verified session id.
+pub fn verified_session_id() -> Option<pgrx::Uuid> {
+    claim_uuid("session_id")
+}
+
 #[pgrx::pg_schema]
 pub mod auth {
     use pgrx::prelude::*;
@@ -75,15 +96,13 @@ pub mod auth {
     /// The verified user id (`sub`) of this request, or NULL.
     #[pg_extern(stable, parallel_restricted)]
     fn uid() -> Option<Uuid> {
-        let sub = super::claim_str("sub")?;
-        let parsed = uuid::Uuid::parse_str(&sub).ok()?;
-        Some(Uuid::from_bytes(*parsed.as_bytes()))
+        super::verified_uid()
     }
 
     /// The application role claim of this request (`anon` when unauthenticated).
     #[pg_extern(stable, parallel_restricted)]
     fn role() -> Option<String> {
-        super::claim_str("role")
+        super::verified_role()
     }
 
     /// The verified e-mail claim of this request, or NULL.
@@ -101,9 +120,7 @@ pub mod auth {
     /// The session id claim of this request, or NULL.
     #[pg_extern(stable, parallel_restricted)]
     fn session_id() -> Option<Uuid> {
-        let sid = super::claim_str("session_id")?;
-        let parsed = uuid::Uuid::parse_str(&sid).ok()?;
-        Some(Uuid::from_bytes(*parsed.as_bytes()))
+        super::verified_session_id()
     }
 
     /// The authenticator assurance level of this request (`aal1`, `aal2`), or NULL.

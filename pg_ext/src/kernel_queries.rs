@@ -77,7 +77,7 @@ pub struct TokenCheck {
 /// Runs `f` with the current user switched to the bootstrap superuser, in a security-restricted
 /// context (no SET, no temp objects). An error aborts the (sub)transaction, which restores the
 /// user by itself; on success it is restored here.
-fn as_owner<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn as_owner<R>(f: impl FnOnce() -> R) -> R {
     let mut saved_user = pg_sys::InvalidOid;
     let mut saved_context = 0;
     unsafe {
@@ -94,7 +94,7 @@ fn as_owner<R>(f: impl FnOnce() -> R) -> R {
     result
 }
 
-fn prepared<'a>(
+pub(crate) fn prepared<'a>(
     client: &pgrx::spi::SpiClient<'_>,
     cell: &'a OnceCell<OwnedPreparedStatement>,
     query: &str,

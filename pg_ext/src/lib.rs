@@ -15,11 +15,13 @@
 //!   `auth.authenticate` (so `SET ROLE service_role` by hand gets nowhere).
 //! - [`authenticate`]: `auth.authenticate(token)`, which ties the above together.
 //! - [`audit`]: the audit log's hash chain (lanes, heads kept per backend) and caller facts.
+//! - [`audit_capture`]: the capture trigger of tracked tables (rows to jsonb, chained, stored).
 //!
 //! The tables and the PL/pgSQL parts live in `sql/extension/*.sql`, included below in order.
 use pgrx::prelude::*;
 
 mod audit;
+mod audit_capture;
 mod authenticate;
 mod claims;
 mod errors;
@@ -118,6 +120,8 @@ extension_sql_file!(
         audit::fluxbase::audit_hash,
         audit::fluxbase::audit_outer_role,
         audit::fluxbase::audit_caller_is_superuser,
+        audit_capture::fluxbase::audit_capture,
+        audit_capture::fluxbase::audit_forget_tracking,
         claims::auth::uid,
         claims::auth::role,
         claims::auth::session_id,

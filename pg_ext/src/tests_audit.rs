@@ -166,6 +166,69 @@ mod tests {
     }
 
     #[pg_test]
+    fn rows_with_awkward_text_chain_exactly_as_the_sql_side_hashes_them() {
+        // The Rust capture trigger builds the hashed text itself; audit.verify() recomputes it
+        // with audit.canonical(). Quotes, backslashes, control characters, non-ASCII text,
+        // NULLs, numbers and nested json must come out the same on both sides.
+        run("CREATE TABLE public.awkward (id bigint PRIMARY KEY, t text, j jsonb, n numeric, ts timestamptz, a int[])");
+        run("SELECT audit.enable('public.awkward')");
+        run(r#"INSERT INTO public.awkward VALUES
+              (1, E'quote " backslash \\ newline \n tab \t bell \u0007 nul-free \u001f', '{"k": [1, "two", null, {"z": true}]}', 1.50, '2024-02-29 12:34:56.789+00', '{1,NULL,3}'),
+              (2, 'é — 日本語 😀', 'null', 'NaN', 'infinity', '{}'),
+              (3, NULL, NULL, NULL, NULL, NULL)"#);
+        run("UPDATE public.awkward SET t = t || E'\r', n = n * 2");
+        run("DELETE FROM public.awkward WHERE id = 3");
+        assert_eq!(rows_of("public.awkward").len(), 7);
+        assert_eq!(verify(), None);
+        let first = &rows_of("public.awkward")[0];
+        assert_eq!(
+            first["new_row"]["j"],
+            json!({"k": [1, "two", null, {"z": true}]})
+        );
+        assert_eq!(first["pk"], json!({"id": 1}));
+    }
+
+    #[pg_test]
+    fn what_is_excluded_follows_alter_table_and_re_enabling_at_once() {
+        // The trigger keeps what it read of audit.tracked; every change must be seen by the
+        // very next statement.
+        run("CREATE TABLE public.profiles (id int PRIMARY KEY, name text)");
+        run("SELECT audit.enable('public.profiles')");
+        run("INSERT INTO public.profiles VALUES (1, 'a')");
+        run("ALTER TABLE public.profiles ADD COLUMN session_token text, ADD COLUMN city text");
+        run("INSERT INTO public.profiles VALUES (2, 'b', 'tok', 'Oslo')");
+        run("SELECT audit.enable('public.profiles', exclude_columns => '{city}')");
+        run("INSERT INTO public.profiles VALUES (3, 'c', 'tok', 'Rome')");
+        run("ALTER TABLE public.profiles DROP CONSTRAINT profiles_pkey");
+        run("INSERT INTO public.profiles VALUES (4, 'd', 'tok', 'Lima')");
+        let rows = rows_of("public.profiles");
+        assert_eq!(rows[0]["new_row"], json!({"id": 1, "name": "a"}));
+        assert_eq!(
+            rows[1]["new_row"],
+            json!({"id": 2, "name": "b", "city": "Oslo"})
+        );
+        assert_eq!(rows[2]["new_row"], json!({"id": 3, "name": "c"}));
+        assert_eq!(rows[2]["pk"], json!({"id": 3}));
+        // Without a primary key the row is identified by its content: no pk.
+        assert_eq!(rows[3]["pk"], Value::Null);
+        assert_eq!(rows[3]["new_row"], json!({"id": 4, "name": "d"}));
+        assert_eq!(verify(), None);
+    }
+
+    #[pg_test]
+    fn replica_mode_does_not_skip_the_audit_triggers() {
+        // session_replication_role = replica (restores, replication apply) skips ordinary
+        // triggers; the audit triggers fire ALWAYS.
+        posts_table();
+        run("SET LOCAL session_replication_role = replica");
+        run("INSERT INTO public.posts (title) VALUES ('restored')");
+        run("SET LOCAL session_replication_role = origin");
+        let rows = rows_of("public.posts");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["new_row"]["title"], "restored");
+    }
+
+    #[pg_test]
     fn bad_arguments_get_precise_errors() {
         run("CREATE TABLE public.t1 (id int PRIMARY KEY)");
         run("CREATE VIEW public.v1 AS SELECT 1 AS x");

@@ -35,6 +35,8 @@ REVOKE ALL ON SCHEMA audit FROM PUBLIC;
 -- ---------------------------------------------------------------------------------------
 
 -- Ids are taken before the row is hashed (the id is part of what is hashed).
+-- No CACHE: ids must follow the order rows were written across all backends (tools read the
+-- log ORDER BY id); a per-backend cache would interleave them.
 CREATE SEQUENCE audit.log_id_seq AS bigint;
 COMMENT ON SEQUENCE audit.log_id_seq IS 'Ids of audit.log rows (increasing in commit order within a lane, not across lanes).';
 
@@ -65,7 +67,7 @@ CREATE TABLE audit.log (
 COMMENT ON TABLE audit.log IS 'Append-only, hash-chained audit log. Only a superuser can change or remove rows, and that is recorded too; audit.verify() finds tampering.';
 COMMENT ON COLUMN audit.log.ts IS 'When the change was made (clock time of the trigger).';
 COMMENT ON COLUMN audit.log.xact_id IS 'The transaction id (txid_current()) of the change.';
-COMMENT ON COLUMN audit.log.statement_id IS 'Groups the rows one statement wrote on one table: the id of the first of them.';
+COMMENT ON COLUMN audit.log.statement_id IS 'Groups the rows one statement wrote on one table: one number of audit.statement_id_seq for all of them.';
 COMMENT ON COLUMN audit.log.op IS 'One of INSERT, UPDATE, DELETE, TRUNCATE (row changes); DDL; SECURITY (auth.events); AUDIT (the audit machinery: enable, disable, purge, superuser edits of the log).';
 COMMENT ON COLUMN audit.log.table_oid IS 'The table''s oid: stable across renames (query with ''public.posts''::regclass::oid).';
 COMMENT ON COLUMN audit.log.table_name IS 'The table''s schema-qualified name when the change was made (DDL: the object identity).';
@@ -138,7 +140,7 @@ COMMENT ON FUNCTION audit.canonical(bigint, timestamptz, bigint, bigint, text, o
 
 -- Who and when, once per statement: the verified claims (never request.jwt.claims), the role
 -- the statement runs as, the login role, the client address, the transaction and a statement id
--- (built by the same ROW(...) expression in audit.append and audit.capture).
+-- (built by the same ROW(...) expression in audit.append, and by fluxbase.audit_capture in Rust).
 CREATE TYPE audit.context AS (
   xact_id      bigint,
   statement_id bigint,
@@ -156,7 +158,7 @@ COMMENT ON SEQUENCE audit.statement_id_seq IS 'Statement ids of audit.log (one p
 
 -- Appends changes to the log (DDL, security events, the audit machinery's own acts, TRUNCATE):
 -- each row is chained onto this backend's lane, in this transaction. The row-change hot path in
--- audit.capture() is the same INSERT written out over the transition tables.
+-- fluxbase.audit_capture() writes the same rows from Rust.
 CREATE FUNCTION audit.append(op text, changes audit.change[]) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -220,6 +222,32 @@ CREATE TABLE audit.tracked (
 );
 COMMENT ON TABLE audit.tracked IS 'Internal: tracked tables. excluded_columns and non_key_columns are recomputed after every ALTER TABLE.';
 
+-- The capture trigger keeps what it read of audit.tracked in backend memory; every change to a
+-- row makes all backends forget it for that table (a relcache invalidation, sent at commit).
+CREATE FUNCTION audit.tracked_changed() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF TG_LEVEL = 'STATEMENT' THEN
+    PERFORM fluxbase.audit_forget_tracking(0);
+    RETURN NULL;
+  END IF;
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    PERFORM fluxbase.audit_forget_tracking(OLD.relid);
+  END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    PERFORM fluxbase.audit_forget_tracking(NEW.relid);
+  END IF;
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION audit.tracked_changed() IS 'Internal: make every backend forget its kept copy of a changed audit.tracked row.';
+CREATE TRIGGER forget_tracking AFTER INSERT OR UPDATE OR DELETE ON audit.tracked
+  FOR EACH ROW EXECUTE FUNCTION audit.tracked_changed();
+CREATE TRIGGER forget_all_tracking AFTER TRUNCATE ON audit.tracked
+  FOR EACH STATEMENT EXECUTE FUNCTION audit.tracked_changed();
+-- ALWAYS: also under session_replication_role = replica.
+ALTER TABLE audit.tracked ENABLE ALWAYS TRIGGER forget_tracking, ENABLE ALWAYS TRIGGER forget_all_tracking;
+
 -- The columns left out of a table's audit rows: with an allow-list, every other column; without,
 -- the secret-looking ones; and always those of the deny-list.
 CREATE FUNCTION audit.effective_exclusions(relid oid, include_columns text[], exclude_columns text[]) RETURNS text[]
@@ -270,9 +298,10 @@ $$;
 COMMENT ON FUNCTION audit.trigger_type(text) IS 'Internal: pg_trigger.tgtype of the audit trigger for an operation.';
 
 -- Casts to json or jsonb that run a function a non-superuser owns. to_jsonb() calls such a
--- cast for a column of that type, and the audit triggers serialise rows as the installing
--- superuser: a type owner could have their function run as a superuser. While any exists,
--- nothing can be tracked; while anything is tracked, a non-superuser cannot create one.
+-- cast for a column of that type whenever an audited row is serialised: a type owner's code
+-- would run inside every other role's writes (and, in audit.append's SECURITY DEFINER paths,
+-- as the owner). While any exists, nothing can be tracked; while anything is tracked, a
+-- non-superuser cannot create one.
 CREATE FUNCTION audit.unsafe_json_casts() RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT string_agg(format('%s -> %s (%s)', c.castsource::regtype, c.casttarget::regtype, c.castfunc::regprocedure), ', ')
@@ -286,7 +315,7 @@ CREATE FUNCTION audit.tracking_intact(relid oid, operations text[]) RETURNS bool
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT count(*) = cardinality(operations)
   FROM pg_trigger g JOIN unnest(operations) o ON g.tgname = 'fluxbase_audit_' || lower(o)
-  WHERE g.tgrelid = relid AND g.tgfoid = 'audit.capture()'::regprocedure AND g.tgenabled = 'A'
+  WHERE g.tgrelid = relid AND g.tgfoid = 'fluxbase.audit_capture()'::regprocedure AND g.tgenabled = 'A'
     AND g.tgtype = audit.trigger_type(o) AND g.tgqual IS NULL AND cardinality(g.tgattr::int2[]) = 0
 $$;
 COMMENT ON FUNCTION audit.tracking_intact(oid, text[]) IS 'Whether every audit trigger of a tracked table exists, is unchanged and fires ALWAYS.';
@@ -303,71 +332,12 @@ COMMENT ON VIEW audit.tables IS 'Tables tracked by audit.enable: operations, col
 -- Capturing changes
 -- ---------------------------------------------------------------------------------------
 
--- The statement trigger of every tracked table: one audit row per changed row, written with
--- one INSERT ... SELECT over the transition table. UPDATE pairs old and new rows by position:
--- PostgreSQL stores them in the two transition tables together, row by row, so the n-th old
--- row is the n-th new row's former self (this also works for tables without a primary key).
-CREATE FUNCTION audit.capture() RETURNS trigger
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  excluded text[];
-  non_key text[];
-  ctx audit.context;
-  table_label text;
-BEGIN
-  SELECT t.excluded_columns, t.non_key_columns INTO excluded, non_key FROM audit.tracked t WHERE t.relid = TG_RELID;
-  IF NOT FOUND THEN
-    RETURN NULL;
-  END IF;
-  table_label := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
-  IF TG_OP = 'TRUNCATE' THEN
-    PERFORM audit.append(TG_OP, ARRAY[ROW(TG_RELID, table_label, NULL, NULL, NULL, NULL)::audit.change]);
-    RETURN NULL;
-  END IF;
-  -- A simple expression: plpgsql evaluates it without starting an executor.
-  ctx := ROW(txid_current(), nextval('audit.statement_id_seq'), auth.uid(), auth.role(), auth.session_id(),
-             fluxbase.audit_outer_role(), session_user::text, inet_client_addr())::audit.context;
-  -- The three statements differ only in where old_row and new_row come from.
-  IF TG_OP = 'INSERT' THEN
-    INSERT INTO audit.log (id, ts, xact_id, statement_id, op, table_oid, table_name, pk, old_row, new_row,
-                           actor_id, actor_role, session_id, db_role, login_role, client_addr, chain_lane, chain_seq, hash)
-    SELECT r.id, r.ts, ctx.xact_id, ctx.statement_id, TG_OP, TG_RELID, table_label, r.pk, NULL, r.new_row,
-           ctx.actor_id, ctx.actor_role, ctx.session_id, ctx.db_role, ctx.login_role, ctx.client_addr, l.lane, l.seq, l.hash
-    FROM (SELECT nextval('audit.log_id_seq') AS id, clock_timestamp() AS ts,
-                 x.j - non_key - excluded AS pk, x.j - excluded AS new_row
-          FROM (SELECT to_jsonb(n.*) AS j FROM new_rows n OFFSET 0) x OFFSET 0) r,
-         LATERAL fluxbase.audit_link('audit.log'::regclass, audit.canonical(
-           r.id, r.ts, ctx.xact_id, ctx.statement_id, TG_OP, TG_RELID, table_label, r.pk, NULL, r.new_row,
-           ctx.actor_id, ctx.actor_role, ctx.session_id, ctx.db_role, ctx.login_role, ctx.client_addr, NULL)) l;
-  ELSIF TG_OP = 'DELETE' THEN
-    INSERT INTO audit.log (id, ts, xact_id, statement_id, op, table_oid, table_name, pk, old_row, new_row,
-                           actor_id, actor_role, session_id, db_role, login_role, client_addr, chain_lane, chain_seq, hash)
-    SELECT r.id, r.ts, ctx.xact_id, ctx.statement_id, TG_OP, TG_RELID, table_label, r.pk, r.old_row, NULL,
-           ctx.actor_id, ctx.actor_role, ctx.session_id, ctx.db_role, ctx.login_role, ctx.client_addr, l.lane, l.seq, l.hash
-    FROM (SELECT nextval('audit.log_id_seq') AS id, clock_timestamp() AS ts,
-                 x.j - non_key - excluded AS pk, x.j - excluded AS old_row
-          FROM (SELECT to_jsonb(o.*) AS j FROM old_rows o OFFSET 0) x OFFSET 0) r,
-         LATERAL fluxbase.audit_link('audit.log'::regclass, audit.canonical(
-           r.id, r.ts, ctx.xact_id, ctx.statement_id, TG_OP, TG_RELID, table_label, r.pk, r.old_row, NULL,
-           ctx.actor_id, ctx.actor_role, ctx.session_id, ctx.db_role, ctx.login_role, ctx.client_addr, NULL)) l;
-  ELSE
-    INSERT INTO audit.log (id, ts, xact_id, statement_id, op, table_oid, table_name, pk, old_row, new_row,
-                           actor_id, actor_role, session_id, db_role, login_role, client_addr, chain_lane, chain_seq, hash)
-    SELECT r.id, r.ts, ctx.xact_id, ctx.statement_id, TG_OP, TG_RELID, table_label, r.pk, r.old_row, r.new_row,
-           ctx.actor_id, ctx.actor_role, ctx.session_id, ctx.db_role, ctx.login_role, ctx.client_addr, l.lane, l.seq, l.hash
-    FROM (SELECT nextval('audit.log_id_seq') AS id, clock_timestamp() AS ts,
-                 o.j - non_key - excluded AS pk, o.j - excluded AS old_row, n.j - excluded AS new_row
-          FROM (SELECT row_number() OVER () AS pos, to_jsonb(x.*) AS j FROM old_rows x) o
-          JOIN (SELECT row_number() OVER () AS pos, to_jsonb(y.*) AS j FROM new_rows y) n USING (pos)
-          ORDER BY pos OFFSET 0) r,
-         LATERAL fluxbase.audit_link('audit.log'::regclass, audit.canonical(
-           r.id, r.ts, ctx.xact_id, ctx.statement_id, TG_OP, TG_RELID, table_label, r.pk, r.old_row, r.new_row,
-           ctx.actor_id, ctx.actor_role, ctx.session_id, ctx.db_role, ctx.login_role, ctx.client_addr, NULL)) l;
-  END IF;
-  RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION audit.capture() IS 'Internal: the AFTER ... FOR EACH STATEMENT trigger of tracked tables (INSERT, UPDATE, DELETE, TRUNCATE).';
+-- The statement trigger of every tracked table is fluxbase.audit_capture(), written in Rust
+-- (pg_ext/src/audit_capture.rs): one audit row per changed row, from the transition tables,
+-- with the same columns, canonical text and hash the SQL side (audit.append, audit.canonical)
+-- uses. UPDATE pairs old and new rows by position: PostgreSQL stores them in the two
+-- transition tables together, row by row, so the n-th old row is the n-th new row's former
+-- self (this also works for tables without a primary key).
 
 -- Drops the audit triggers of a table (those audit.enable made).
 CREATE FUNCTION audit.drop_triggers(target regclass) RETURNS void
@@ -420,7 +390,7 @@ BEGIN
   DELETE FROM audit.tracked t WHERE t.relid = target;
   PERFORM audit.drop_triggers(target);
   FOREACH operation IN ARRAY ops LOOP
-    EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION audit.capture()',
+    EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION fluxbase.audit_capture()',
       'fluxbase_audit_' || lower(operation), operation, target,
       CASE operation WHEN 'INSERT' THEN 'REFERENCING NEW TABLE AS new_rows'
                      WHEN 'UPDATE' THEN 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'

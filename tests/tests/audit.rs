@@ -579,3 +579,54 @@ async fn fluxbase_and_pgaudit_preloaded_together_both_audit() {
         "no pgaudit DDL line in:\n{log}"
     );
 }
+
+#[tokio::test]
+async fn a_tracking_change_reaches_pooled_connections_at_once() {
+    // The capture trigger keeps each backend's reading of audit.tracked: a change made on
+    // another connection must still govern the very next request on every pooled connection.
+    let app = TestApp::start().await;
+    app.admin
+        .batch_execute("SELECT audit.enable('public.notes')")
+        .await
+        .unwrap();
+    let (alice, _) = app.sign_up("alice@example.com", "Alice-password-1").await;
+    let post = |title: &'static str| {
+        let app = &app;
+        let alice = alice.clone();
+        async move {
+            let r = app
+                .request(
+                    Method::POST,
+                    "/api/v1/tables/notes",
+                    Some(&alice),
+                    Some(&json!({"title": title})),
+                    &[],
+                )
+                .await;
+            assert_eq!(r.status, 201, "{}", r.text);
+        }
+    };
+    // Several requests at once, so several pooled backends read (and keep) the tracking.
+    futures::future::join_all((0..4).map(|_| post("before"))).await;
+    app.admin
+        .batch_execute("SELECT audit.enable('public.notes', exclude_columns => '{title}')")
+        .await
+        .unwrap();
+    futures::future::join_all((0..4).map(|_| post("after"))).await;
+    app.admin
+        .batch_execute("SELECT audit.disable('public.notes')")
+        .await
+        .unwrap();
+    futures::future::join_all((0..4).map(|_| post("untracked"))).await;
+
+    let rows = audit_rows(&app.admin, "public.notes").await;
+    assert_eq!(rows.len(), 8, "{rows:?}");
+    for row in &rows[..4] {
+        assert_eq!(row["new_row"]["title"], "before", "{row}");
+    }
+    for row in &rows[4..] {
+        assert!(row["new_row"].get("title").is_none(), "{row}");
+        assert!(row["new_row"].get("id").is_some(), "{row}");
+    }
+    assert_eq!(broken_link(&app.admin).await, None);
+}
