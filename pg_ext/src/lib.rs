@@ -15,6 +15,7 @@
 //!   `auth.authenticate` (so `SET ROLE service_role` by hand gets nowhere).
 //! - [`authenticate`]: `auth.authenticate(token)`, which ties the above together.
 //! - [`audit`]: the audit log's hash chain (lanes, heads kept per backend) and caller facts.
+//! - [`session_reset`]: `fluxbase.reset_session()`, the server's reset of a pooled connection.
 //! - [`audit_capture`]: the capture trigger of tracked tables (rows to jsonb, chained, stored).
 //!
 //! The tables and the PL/pgSQL parts live in `sql/extension/*.sql`, included below in order.
@@ -32,6 +33,7 @@ mod mfa;
 mod password;
 mod revocation;
 mod role_switch;
+mod session_reset;
 mod settings;
 mod tests;
 mod tests_audit;

@@ -177,6 +177,7 @@ mod tests {
             "SELECT coalesce(array_agg(p.oid::regprocedure::text), '{}') FROM pg_proc p \
              WHERE p.pronamespace = 'fluxbase'::regnamespace \
                AND p.oid <> 'fluxbase.security_report(text[])'::regprocedure \
+               AND p.oid <> 'fluxbase.reset_session()'::regprocedure \
                AND (has_function_privilege('fluxbase_authenticator', p.oid, 'EXECUTE') \
                     OR has_function_privilege('service_role', p.oid, 'EXECUTE') \
                     OR has_function_privilege('anon', p.oid, 'EXECUTE') \
@@ -185,6 +186,22 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(open.is_empty(), "{open:?}");
+        // The pooled-connection reset is the server's alone.
+        for (role, allowed) in [
+            ("fluxbase_authenticator", true),
+            ("service_role", false),
+            ("anon", false),
+            ("authenticated", false),
+        ] {
+            assert_eq!(
+                Spi::get_one::<bool>(&format!(
+                    "SELECT has_function_privilege('{role}', 'fluxbase.reset_session()', 'EXECUTE')"
+                ))
+                .unwrap(),
+                Some(allowed),
+                "{role}"
+            );
+        }
     }
 
     #[pg_test]

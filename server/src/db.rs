@@ -10,15 +10,16 @@
 //! Why nothing can leak even on a dropped request or a function that changes session state:
 //! a connection goes back to the pool only after its transaction ended with a COMMIT or
 //! ROLLBACK that PostgreSQL answered, and after the session was reset ([`SESSION_RESET_SQL`]:
-//! `RESET ALL`, `SET SESSION AUTHORIZATION DEFAULT`, `DISCARD TEMP`, …, what deadpool's
-//! `Clean` recycling runs), in the background once the response is on its way. A request
+//! what deadpool's `Clean` recycling runs — `RESET ALL`, `DISCARD TEMP`, … — in one call of
+//! the extension, pipelined right behind the COMMIT or ROLLBACK). A request
 //! dropped halfway (a client that disconnects cancels the handler future), a failed
 //! COMMIT/ROLLBACK or a failed reset detaches the connection from the pool and closes it, so
 //! PostgreSQL rolls the transaction back ([`InTransaction`]).
 //!
 //! Why `BEGIN` and `auth.authenticate` go out together: they are pipelined (sent before any
 //! answer is read), so a request costs one round trip for both, then one for its statement and
-//! one for `COMMIT`; a plain read ([`read_one`]) sends all four in a single round trip.
+//! one for `COMMIT` and the session reset; a plain read ([`read_one`]) sends all five in a
+//! single round trip.
 use crate::config::DatabaseConfig;
 use crate::error::{from_db_error, from_pool_error, ApiError};
 use deadpool_postgres::{
@@ -214,11 +215,12 @@ where
 }
 
 /// What every connection runs after each request, before it may serve another: deadpool's
-/// `Clean` recycling set, so session state a request's SQL left behind (a
-/// `set_config(…, false)`, a session-level `SET ROLE`, temporary tables, advisory locks,
-/// `LISTEN`s, cursors) never reaches the next one. Run outside any transaction.
-pub const SESSION_RESET_SQL: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
-    UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
+/// `Clean` recycling set (`CLOSE ALL`, the role, `RESET ALL`, `UNLISTEN *`, advisory locks,
+/// `DISCARD TEMP`, `DISCARD SEQUENCES`) in one call of the extension, so session state a
+/// request's SQL left behind (a `set_config(…, false)`, temporary tables, …) never reaches the
+/// next one. Run outside any transaction: it is sent right behind the request's COMMIT or
+/// ROLLBACK, in the same round trip.
+pub const SESSION_RESET_SQL: &str = "SELECT fluxbase.reset_session()";
 
 /// Whether a connection is still in step after `result`: an error PostgreSQL answered (a
 /// refused statement, a COMMIT refused by a deferred constraint) leaves it idle and usable;
@@ -261,14 +263,11 @@ impl InTransaction {
             .unwrap_or_else(|| unreachable!("used after it ended"))
     }
 
-    /// The transaction ended cleanly: the session is reset ([`SESSION_RESET_SQL`]) in the
-    /// background, after the response, and only then does the connection go back to the pool
-    /// (as PgBouncer's `server_reset_query`). A failed or interrupted reset closes it instead.
+    /// No transaction is open (a statement was refused before BEGIN): the session is reset
+    /// ([`SESSION_RESET_SQL`]) in the background, and only then does the connection go back
+    /// to the pool (as PgBouncer's `server_reset_query`). A failed reset closes it instead.
     fn ended(mut self) {
         if let Some(client) = self.client.take() {
-            if client.statement_cache.size() > STATEMENT_CACHE_LIMIT {
-                client.statement_cache.clear();
-            }
             tokio::spawn(async move {
                 let resetting = InTransaction {
                     client: Some(client),
@@ -287,7 +286,25 @@ impl InTransaction {
 
     /// Back to the pool as it is (its session is clean).
     fn release(mut self) {
-        drop(self.client.take());
+        if let Some(client) = self.client.take() {
+            if client.statement_cache.size() > STATEMENT_CACHE_LIMIT {
+                client.statement_cache.clear();
+            }
+            drop(client);
+        }
+    }
+
+    /// The end of a request: back to the pool only when PostgreSQL answered its COMMIT or
+    /// ROLLBACK (`ended`, see [`in_step`]) and the reset sent behind it succeeded; otherwise
+    /// the connection is closed.
+    fn finish<T>(
+        self,
+        ended: &Result<T, tokio_postgres::Error>,
+        reset: &Result<u64, tokio_postgres::Error>,
+    ) {
+        if in_step(ended) && reset.is_ok() {
+            self.release();
+        }
     }
 }
 
@@ -322,10 +339,11 @@ pub async fn read_one(
     let prepared = async {
         let authenticate = client.prepare_cached(AUTHENTICATE_SQL).await?;
         let statement = client.prepare_cached(sql).await?;
-        Ok::<_, tokio_postgres::Error>((authenticate, statement))
+        let reset = client.prepare_cached(SESSION_RESET_SQL).await?;
+        Ok::<_, tokio_postgres::Error>((authenticate, statement, reset))
     }
     .await;
-    let (authenticate, statement) = match prepared {
+    let (authenticate, statement, reset) = match prepared {
         Ok(prepared) => prepared,
         Err(e) => {
             if e.as_db_error().is_some() {
@@ -335,22 +353,20 @@ pub async fn read_one(
         }
     };
     let token_param: [&(dyn ToSql + Sync); 1] = [&token];
-    let (begun, authenticated, row, ended) = tokio::join!(
+    let (begun, authenticated, row, ended, reset) = tokio::join!(
         client.batch_execute("START TRANSACTION READ ONLY"),
         client.execute(&authenticate, &token_param),
         client.query_one(&statement, params),
         client.batch_execute("COMMIT"),
+        client.execute(&reset, &[]),
     );
-    let ended_cleanly = in_step(&ended);
+    // As in `run_tx`: only an answered COMMIT (and a reset) returns the connection to the pool.
+    tx.finish(&ended, &reset);
     let result = begun
         .and(authenticated.map(drop))
         .and(row)
         .and_then(|row| ended.map(|()| row))
         .map_err(db_err);
-    // As in `run_tx`: only an answered COMMIT returns the connection to the pool.
-    if ended_cleanly {
-        tx.ended();
-    }
     result
 }
 
@@ -370,6 +386,12 @@ where
     let db_err = |e: tokio_postgres::Error| from_db_error(&e, token_given, request_id);
     let tx = InTransaction::checkout(pool, token_given, request_id).await?;
     let client = tx.client();
+    // Prepared before the transaction (cached after a connection's first request): it is sent
+    // behind COMMIT/ROLLBACK below without waiting for their answer.
+    let reset = client
+        .prepare_cached(SESSION_RESET_SQL)
+        .await
+        .map_err(db_err)?;
     let begin = match access {
         Access::ReadOnly => "START TRANSACTION READ ONLY",
         Access::ReadWrite => "START TRANSACTION READ WRITE",
@@ -407,8 +429,11 @@ where
     } else {
         "ROLLBACK"
     };
-    let ended = client.batch_execute(ending).await;
-    let ended_cleanly = in_step(&ended);
+    let (ended, reset) = tokio::join!(client.batch_execute(ending), client.execute(&reset, &[]));
+    // Only a transaction that ended (COMMIT or ROLLBACK answered) and a reset that succeeded
+    // return the connection to the pool; any early return above drops `tx`, which closes the
+    // connection instead.
+    tx.finish(&ended, &reset);
     let result = match (outcome, ended) {
         (Ok(value), Ok(())) => Ok(value),
         (Ok(_), Err(e)) => Err(db_err(e)),
@@ -422,11 +447,6 @@ where
             })
         }
     };
-    // Only a transaction that ended (COMMIT or ROLLBACK answered) returns its connection to
-    // the pool; any early return above drops `tx`, which closes the connection instead.
-    if ended_cleanly {
-        tx.ended();
-    }
     result
 }
 

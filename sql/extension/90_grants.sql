@@ -102,6 +102,10 @@ COMMENT ON FUNCTION fluxbase.decrypt_secret(text) IS 'Internal: decrypt what enc
 GRANT USAGE ON SCHEMA fluxbase TO fluxbase_authenticator, service_role;
 REVOKE ALL ON FUNCTION fluxbase.security_report(text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluxbase.security_report(text[]) TO fluxbase_authenticator, service_role;
+-- The reset the server runs on a pooled connection after every request (and only the server).
+REVOKE ALL ON FUNCTION fluxbase.reset_session() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluxbase.reset_session() TO fluxbase_authenticator;
+COMMENT ON FUNCTION fluxbase.reset_session() IS 'Undo the session state a request could leave on a pooled connection (CLOSE ALL, role, RESET ALL, UNLISTEN *, advisory locks, DISCARD TEMP, DISCARD SEQUENCES) in one call; run by the server after every request.';
 -- The schema-change event trigger's function runs only as an event trigger.
 REVOKE ALL ON FUNCTION fluxbase.notify_schema_change() FROM PUBLIC;
 

@@ -319,6 +319,7 @@ async fn session_state_left_by_a_request_never_reaches_the_next() {
           PERFORM pg_catalog.set_config('search_path', 'pg_temp, public', false);
           CREATE TEMPORARY TABLE IF NOT EXISTS leftover (x int);
           PERFORM pg_catalog.pg_advisory_lock(42);
+          LISTEN leftover_channel;
         END $$;
         CREATE FUNCTION public.read_state() RETURNS json LANGUAGE sql VOLATILE AS $$
           SELECT pg_catalog.json_build_object(
@@ -328,7 +329,8 @@ async fn session_state_left_by_a_request_never_reaches_the_next() {
                             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                             WHERE n.oid = pg_catalog.pg_my_temp_schema() AND c.relname = 'leftover'),
             'locks', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks
-                      WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()))
+                      WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()),
+            'listening', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_listening_channels()))
         $$;
         GRANT EXECUTE ON FUNCTION public.leave_state(), public.read_state() TO anon, authenticated;
     ";
@@ -349,4 +351,5 @@ async fn session_state_left_by_a_request_never_reaches_the_next() {
     assert_eq!(after.body["search_path"], before.body["search_path"]);
     assert_eq!(after.body["temp_tables"], json!(0));
     assert_eq!(after.body["locks"], json!(0));
+    assert_eq!(after.body["listening"], json!(0));
 }
