@@ -35,7 +35,10 @@ server:
   port: $http_port
 database:
   url: "postgres://fluxbase_server:${FLUXBASE_DB_PASSWORD}@127.0.0.1:${FLUXBASE_DB_PORT}/chinook"
-  max_connections: 8
+  # As many database connections as the most HTTP connections measured (pgbench's 32 use 32):
+  # a smaller pool would cap how many commits share one WAL flush, which is what bounds the
+  # bulk insert. Idle ones are opened only when needed.
+  max_connections: 32
 api:
   exposed_schemas: ["public"]
 YAML
