@@ -28,6 +28,7 @@ use std::ffi::CStr;
 
 const TRACKED: &str = include_str!("../../sql/kernel/audit_tracked.sql");
 const INSERT: &str = include_str!("../../sql/kernel/audit_insert.sql");
+const INSERT_MANY: &str = include_str!("../../sql/kernel/audit_insert_many.sql");
 const TRUNCATE: &str = include_str!("../../sql/kernel/audit_truncate.sql");
 
 /// How one tracked table is audited: the columns left out of its rows, and the columns outside
@@ -37,6 +38,7 @@ type Tracking = Option<(Vec<String>, Option<Vec<String>>)>;
 thread_local! {
     static TRACKED_PLAN: OnceCell<OwnedPreparedStatement> = const { OnceCell::new() };
     static INSERT_PLAN: OnceCell<OwnedPreparedStatement> = const { OnceCell::new() };
+    static INSERT_MANY_PLAN: OnceCell<OwnedPreparedStatement> = const { OnceCell::new() };
     /// audit.tracked as this backend last read it, per table. An entry is forgotten when the
     /// table's relcache entry is invalidated: every change to audit.tracked invalidates the
     /// table it names (trigger audit.tracked_changed), and so do ALTER TABLE and the trigger
@@ -65,6 +67,9 @@ fn may_keep_tracking() -> bool {
     unsafe { pg_sys::XactIsoLevel == pg_sys::XACT_READ_COMMITTED as i32 }
 }
 
+/// The most audit rows written by one INSERT (bounds the memory a huge statement's rows take).
+const WRITE_BATCH: usize = 1000;
+
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 const UNIX_TO_POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
@@ -79,6 +84,13 @@ struct Context {
     login_role: String,
     /// The client address as an `inet` datum, and its `host()` text (what the hash covers).
     client_addr: Option<(pg_sys::Datum, String)>,
+}
+
+/// Where a change sits in the hash chain.
+struct Link {
+    lane: i32,
+    seq: i64,
+    hash: Vec<u8>,
 }
 
 /// One row change, ready to chain and store.
@@ -337,17 +349,15 @@ impl Drop for TransitionRows {
     }
 }
 
-/// Chains one change onto this backend's lane and stores it.
-#[allow(clippy::too_many_arguments)]
-fn store(
-    client: &mut pgrx::spi::SpiClient<'_>,
+/// Chains one change onto this backend's lane: its place and hash.
+fn chain(
     objects: &AuditObjects,
     ctx: &Context,
     op: &str,
     table_oid: pg_sys::Oid,
     table_name: &str,
-    change: Change,
-) {
+    change: &Change,
+) -> Link {
     let host = ctx.client_addr.as_ref().map(|(_, host)| host.as_str());
     let content = canonical(&[
         Item::Number(change.id),
@@ -369,40 +379,131 @@ fn store(
         Item::Jsonb(None),
     ]);
     let (lane, seq, hash) = audit::link(objects.log, &content);
+    Link { lane, seq, hash }
+}
+
+/// A one-dimensional array of `datums` (None: NULL) of a built-in element type.
+fn array_of(
+    datums: impl Iterator<Item = Option<pg_sys::Datum>>,
+    element: pg_sys::Oid,
+) -> pg_sys::Datum {
+    let (mut values, mut nulls): (Vec<pg_sys::Datum>, Vec<bool>) = datums
+        .map(|d| (d.unwrap_or(pg_sys::Datum::from(0)), d.is_none()))
+        .unzip();
+    // SAFETY: the element type's storage is looked up; the arrays have one entry per element.
+    unsafe {
+        let (mut len, mut byval, mut align) = (0i16, false, 0 as std::ffi::c_char);
+        pg_sys::get_typlenbyvalalign(element, &mut len, &mut byval, &mut align);
+        let mut dims = [values.len() as i32];
+        let mut lower_bounds = [1i32];
+        let array = pg_sys::construct_md_array(
+            values.as_mut_ptr(),
+            nulls.as_mut_ptr(),
+            1,
+            dims.as_mut_ptr(),
+            lower_bounds.as_mut_ptr(),
+            element,
+            len.into(),
+            byval,
+            align,
+        );
+        pg_sys::Datum::from(array)
+    }
+}
+
+/// Stores the chained changes of one statement: one prepared `INSERT ... VALUES` for a single
+/// row (the common case, and the cheapest), one `INSERT ... SELECT FROM unnest(...)` for more.
+#[allow(clippy::too_many_arguments)]
+fn write(
+    client: &mut pgrx::spi::SpiClient<'_>,
+    ctx: &Context,
+    op: &str,
+    table_oid: pg_sys::Oid,
+    table_name: &str,
+    changes: &[(Change, Link)],
+) {
+    let Some((first, first_link)) = changes.first() else {
+        return;
+    };
     let jsonb = |d: Option<pg_sys::Datum>| unsafe { DatumWithOid::new(d, pg_sys::JSONBOID) };
+    let many = changes.len() > 1;
     // SAFETY: each datum is of the type named beside it.
     let args = unsafe {
+        let column = |f: fn(&Change) -> Option<pg_sys::Datum>, element: pg_sys::Oid| {
+            array_of(changes.iter().map(|(c, _)| f(c)), element)
+        };
+        let (id, ts, pk, old_row, new_row, seq, hash) = if many {
+            (
+                DatumWithOid::from(changes.iter().map(|(c, _)| c.id).collect::<Vec<i64>>()),
+                DatumWithOid::new(
+                    column(|c| Some(pg_sys::Datum::from(c.ts)), pg_sys::TIMESTAMPTZOID),
+                    pg_sys::TIMESTAMPTZARRAYOID,
+                ),
+                DatumWithOid::new(column(|c| c.pk, pg_sys::JSONBOID), pg_sys::JSONBARRAYOID),
+                DatumWithOid::new(
+                    column(|c| c.old_row, pg_sys::JSONBOID),
+                    pg_sys::JSONBARRAYOID,
+                ),
+                DatumWithOid::new(
+                    column(|c| c.new_row, pg_sys::JSONBOID),
+                    pg_sys::JSONBARRAYOID,
+                ),
+                DatumWithOid::from(changes.iter().map(|(_, l)| l.seq).collect::<Vec<i64>>()),
+                DatumWithOid::from(
+                    changes
+                        .iter()
+                        .map(|(_, l)| l.hash.clone())
+                        .collect::<Vec<Vec<u8>>>(),
+                ),
+            )
+        } else {
+            (
+                DatumWithOid::from(first.id),
+                DatumWithOid::new(pg_sys::Datum::from(first.ts), pg_sys::TIMESTAMPTZOID),
+                jsonb(first.pk),
+                jsonb(first.old_row),
+                jsonb(first.new_row),
+                DatumWithOid::from(first_link.seq),
+                DatumWithOid::from(first_link.hash.clone()),
+            )
+        };
         [
-            DatumWithOid::from(change.id),
-            DatumWithOid::new(pg_sys::Datum::from(change.ts), pg_sys::TIMESTAMPTZOID),
+            id,
+            ts,
             DatumWithOid::from(ctx.xact_id),
             DatumWithOid::from(ctx.statement_id),
             DatumWithOid::from(op),
             DatumWithOid::from(table_oid),
             DatumWithOid::from(table_name),
-            jsonb(change.pk),
-            jsonb(change.old_row),
-            jsonb(change.new_row),
+            pk,
+            old_row,
+            new_row,
             DatumWithOid::from(ctx.actor_id),
             DatumWithOid::from(ctx.actor_role.clone()),
             DatumWithOid::from(ctx.session_id),
             DatumWithOid::from(ctx.db_role.as_str()),
             DatumWithOid::from(ctx.login_role.as_str()),
             DatumWithOid::new(ctx.client_addr.as_ref().map(|(d, _)| *d), pg_sys::INETOID),
-            DatumWithOid::from(lane),
-            DatumWithOid::from(seq),
-            DatumWithOid::from(hash),
+            // One backend writes one lane: every row of the statement is on it.
+            DatumWithOid::from(first_link.lane),
+            seq,
+            hash,
         ]
     };
     let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
-    let result = INSERT_PLAN.with(|cell| {
-        let plan = prepared(&*client, cell, INSERT, &types);
+    let (cell, sql) = if many {
+        (&INSERT_MANY_PLAN, INSERT_MANY)
+    } else {
+        (&INSERT_PLAN, INSERT)
+    };
+    let result = cell.with(|cell| {
+        let plan = prepared(&*client, cell, sql, &types);
         client.update(plan, None, &args).map(|_| ())
     });
     if let Err(e) = result {
         raise(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("cannot write the audit row: {e}"),
+            format!("cannot write the audit rows: {e}"),
         )
     }
 }
@@ -540,6 +641,7 @@ fn capture(data: &pg_sys::TriggerData) {
             text_array(&columns)
         });
         let mut to_jsonb = ToJsonb::new(row_type);
+        let mut changes: Vec<(Change, Link)> = Vec::new();
         let old_rows = TransitionRows::open(data.tg_oldtable, desc);
         let new_rows = TransitionRows::open(data.tg_newtable, desc);
         loop {
@@ -567,7 +669,13 @@ fn capture(data: &pg_sys::TriggerData) {
                 old_row,
                 new_row,
             });
-            as_owner(|| store(client, &objects, &ctx, op, relid, &label, change));
+            let link = chain(&objects, &ctx, op, relid, &label, &change);
+            changes.push((change, link));
+            if changes.len() == WRITE_BATCH {
+                as_owner(|| write(client, &ctx, op, relid, &label, &changes));
+                changes.clear();
+            }
         }
+        as_owner(|| write(client, &ctx, op, relid, &label, &changes));
     })
 }
