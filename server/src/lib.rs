@@ -22,7 +22,6 @@
 use axum::Router;
 use deadpool_postgres::Pool;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -38,6 +37,8 @@ pub mod observability;
 pub mod rest;
 pub mod routes;
 pub mod security_report;
+pub mod tls;
+pub mod transport;
 
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
@@ -162,6 +163,8 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
     // logged every exposed relation without RLS protection (security property 5).
     rest::listener::spawn(
         listener_config(config)?,
+        tls::database_connector(&config.database)
+            .map_err(|e| StartupError::Connect(format!("{}: {e}", e.key())))?,
         rest::listener::Caches {
             schema: Arc::downgrade(&state.inner.schema),
             functions: Arc::downgrade(&state.inner.functions),
@@ -228,10 +231,9 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 /// The schema listener's own connection: the server's URL, named so it can be told apart
 /// in `pg_stat_activity`.
 fn listener_config(config: &Config) -> Result<tokio_postgres::Config, StartupError> {
-    let mut pg: tokio_postgres::Config = config
+    let mut pg = config
         .database
-        .url
-        .parse()
+        .connect_config()
         .map_err(|e| StartupError::Connect(format!("database.url: {e}")))?;
     pg.application_name("fluxbase-schema-listener");
     pg.connect_timeout(std::time::Duration::from_secs(5));
@@ -262,14 +264,12 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
     serve_with_shutdown(listener, state, std::future::pending()).await
 }
 
-/// As [`serve`], finishing in-flight requests and returning once `shutdown` completes.
+/// As [`serve`], finishing in-flight requests and returning once `shutdown` completes (see
+/// [`transport`]: TLS, HTTP/2, header timeout, graceful shutdown).
 pub async fn serve_with_shutdown(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+    transport::serve_with_shutdown(listener, state, shutdown).await
 }

@@ -195,7 +195,7 @@ async fn fluxbase_check_fails_on_an_unprotected_table_and_passes_once_fixed() {
         outcome.lines
     );
     // An unreachable database is a failure, not a pass.
-    let yaml = "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"postgres://nobody:x@127.0.0.1:1/none\"\n";
+    let yaml = "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"postgres://nobody:not-the-password@127.0.0.1:1/none\"\n";
     let config = fluxbase_server::Config::from_yaml_str(yaml).expect("config");
     let outcome = fluxbase_server::check::run(&config).await;
     assert!(outcome.failed);
