@@ -214,7 +214,7 @@ async fn apply_auth_settings(
 
 /// An error and its causes, `: `-separated ("error connecting to server: Connection
 /// refused"): the top-level messages of the database errors alone do not say what failed.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
