@@ -171,7 +171,7 @@ fn default_max_body_bytes() -> usize {
     1024 * 1024
 }
 fn default_max_header_bytes() -> usize {
-    32 * 1024
+    64 * 1024
 }
 fn default_request_timeout_seconds() -> u64 {
     30

@@ -3,9 +3,10 @@
 //!
 //! Why our own loop instead of `axum::serve`: axum's has no header read timeout, no TLS and
 //! no limit on the request head. Here:
-//! - `server.header_timeout_seconds` bounds the TLS handshake and the reading of each request
-//!   head (hyper's `header_read_timeout`: a total deadline, so trickling one byte at a time
-//!   does not extend it); the connection is then closed. Bodies are bounded by
+//! - `server.header_timeout_seconds` bounds the TLS handshake, the wait for a new
+//!   connection's first byte ([`FirstByteDeadline`]) and the reading of each request head
+//!   (hyper's `header_read_timeout`: a total deadline, so trickling one byte at a time does not
+//!   extend it); the connection is then closed. Bodies are bounded by
 //!   `server.request_timeout_seconds` in the router ([`crate::edge`]).
 //! - `server.max_header_bytes` is hyper's read buffer for HTTP/1.1 (a larger head gets 431)
 //!   and the HTTP/2 header list limit. hyper answers 431 (and 400 for a malformed request
@@ -25,8 +26,11 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
@@ -97,6 +101,7 @@ pub async fn serve_with_shutdown(
         connections.spawn(async move {
             let result = match tls {
                 None => {
+                    let stream = FirstByteDeadline::new(stream, header_timeout);
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
                     watcher.watch(conn.into_owned()).await
                 }
@@ -113,6 +118,7 @@ pub async fn serve_with_shutdown(
                                 return;
                             }
                         };
+                    let stream = FirstByteDeadline::new(stream, header_timeout);
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
                     watcher.watch(conn.into_owned()).await
                 }
@@ -139,4 +145,89 @@ pub async fn serve_with_shutdown(
         connections.abort_all();
     }
     Ok(())
+}
+
+/// A stream whose first byte must arrive within a deadline.
+///
+/// Why: hyper-util's `auto` builder first reads the start of the connection to tell HTTP/2's
+/// preface from HTTP/1.1, and hyper's `header_read_timeout` only runs once hyper's HTTP/1.1
+/// connection exists; a client that connects (or finishes a TLS handshake) and then sends
+/// nothing would hold the connection forever. Neither crate has a setting for this, so this
+/// wrapper fails the first read with `TimedOut` after the deadline; after the first byte it
+/// is a plain pass-through (hyper's header timeout covers every later request head).
+struct FirstByteDeadline<S> {
+    inner: S,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> FirstByteDeadline<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        Self {
+            inner,
+            deadline: Some(Box::pin(tokio::time::sleep(limit))),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FirstByteDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if buf.filled().len() > before {
+                    this.deadline = None;
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                let expired = this
+                    .deadline
+                    .as_mut()
+                    .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
+                if expired {
+                    Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no request within server.header_timeout_seconds",
+                    )))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FirstByteDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }

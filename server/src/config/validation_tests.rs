@@ -67,7 +67,7 @@ fn new_defaults() {
     assert_eq!(c.server.tls.min_version(), TlsVersion::V1_2);
     assert_eq!(c.server.header_timeout_seconds, 10);
     assert_eq!(c.server.shutdown_timeout_seconds, 30);
-    assert_eq!(c.server.max_header_bytes, 32768);
+    assert_eq!(c.server.max_header_bytes, 65536);
     assert_eq!(c.database.ssl_mode(), SslMode::Prefer);
     assert!(!c.graphql.introspection);
     assert_eq!(c.logging.level, "info");
