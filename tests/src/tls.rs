@@ -90,6 +90,12 @@ impl TestCerts {
     }
 }
 
+impl Default for TestCerts {
+    fn default() -> Self {
+        TestCerts::new()
+    }
+}
+
 impl Drop for TestCerts {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -151,7 +151,7 @@ fn zero_and_out_of_range_limits() {
     ] {
         refused_extra(
             &format!("server: {{ {key}: 0 }}\n"),
-            &format!("server.{key}").leak(),
+            &format!("server.{key}"),
         );
     }
     refused_extra(
