@@ -102,6 +102,12 @@ async fn the_password_from_a_file_and_overrides_from_the_environment() {
         "{:#?}",
         outcome.lines
     );
+    // The test cluster does not preload pgaudit.
+    assert!(
+        outcome.lines.iter().any(|l| l.starts_with("WARN  pgaudit")),
+        "{:#?}",
+        outcome.lines
+    );
     assert!(!outcome.failed, "{:#?}", outcome.lines);
 
     // The same file with the password literally in it: check fails, naming the key only.

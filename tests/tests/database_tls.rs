@@ -97,7 +97,7 @@ impl TlsCluster {
         }
         let conf = format!(
             "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{root}'\n\
-             shared_preload_libraries = 'fluxbase'\n\
+             shared_preload_libraries = 'fluxbase,pgaudit'\n\
              fluxbase.jwt_secret = 'tls-test-secret-that-is-at-least-32-bytes-long'\n\
              fluxbase.mfa_encryption_key = 'tls-test-mfa-key-that-is-at-least-32-bytes-long'\n\
              ssl = on\nssl_cert_file = '{root}/server.crt'\nssl_key_file = '{root}/server.key'\n",
@@ -247,7 +247,13 @@ async fn ssl_modes_against_a_tls_cluster() {
     assert!(all > 0, "no server connection seen");
     assert_eq!(all, encrypted, "a server connection is not encrypted");
     let outcome = fluxbase_server::check::run(&config).await;
-    for item in ["PASS  database_tls", "PASS  database_connection"] {
+    // pgaudit is preloaded here (seen from the server's role, which cannot read
+    // shared_preload_libraries itself).
+    for item in [
+        "PASS  database_tls",
+        "PASS  database_connection",
+        "PASS  pgaudit",
+    ] {
         assert!(
             outcome.lines.iter().any(|l| l.starts_with(item)),
             "{item}: {:#?}",

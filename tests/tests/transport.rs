@@ -271,6 +271,13 @@ async fn body_and_header_limits() {
         .await
         .expect("an answer");
     assert_eq!(r.status().as_u16(), 431);
+    // A malformed request line: hyper's own 400, then the connection closes.
+    let mut stream = TcpStream::connect(app.addr()).await.unwrap();
+    stream.write_all(b"NOT A REQUEST\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert_eq!(app.get("/health", None).await.status, 200);
 }
 
