@@ -1,11 +1,16 @@
-//! `fluxbase.yaml`: loading, `${VAR}` interpolation and validation.
+//! `fluxbase.yaml`: loading, `${VAR}` interpolation, environment overrides and validation.
 //!
 //! Why strict: a typo in a security setting that silently falls back to a default is worse
 //! than a server that refuses to start. Every struct denies unknown fields, and every refusal
 //! names the offending key, so the operator knows what to fix.
 //!
 //! Interpolation is textual (before YAML parsing), so `${VAR}` works for any value, numbers
-//! included. An unset variable is an error naming it; `$${` writes a literal `${`.
+//! included. An unset variable falls back to the file `VAR_FILE` names (Docker and Kubernetes
+//! secrets), else is an error naming it; `$${` writes a literal `${`.
+//!
+//! Then `FLUXBASE_<SECTION>_<KEY>[_FILE]` variables override single keys ([`env`]), the result
+//! is parsed (unknown keys refused) and validated section by section; [`secrets`] refuses
+//! weak passwords and records the ones written literally, for `fluxbase check`.
 use serde::Deserialize;
 use std::path::Path;
 

@@ -5,7 +5,10 @@
 //! everything else. The server holds no user data and no signing secret.
 //!
 //! Modules, one concern each:
-//! - [`config`]: `fluxbase.yaml` (interpolation, validation).
+//! - [`config`]: `fluxbase.yaml` (interpolation, `_FILE` secrets, environment overrides,
+//!   validation).
+//! - [`transport`]: the accept loop (TLS, HTTP/1.1 and HTTP/2, header timeout, graceful
+//!   shutdown); [`tls`]: the rustls configurations (server, database connections).
 //! - [`edge`]: security headers, CORS, body limit, request timeout.
 //! - [`db`]: the pool and [`db::with_request_tx`], the per-request transaction.
 //! - [`error`]: the error shape and the SQLSTATE mapping.
