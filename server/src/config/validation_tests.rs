@@ -329,6 +329,14 @@ fn environment_overrides_any_key() {
         );
         assert!(err.to_string().contains(name));
     }
+    // The same answers with and without an override: YAML merge keys are not supported
+    // (refused as an unknown key either way).
+    let merged =
+        format!("{MINIMAL}server: {{ <<: {{ host: 0.0.0.0, port: 1234 }}, max_body_bytes: 10 }}\n");
+    for vars in [&[][..], &[("FLUXBASE_SERVER_PORT", "4321")][..]] {
+        let err = with_vars(&merged, vars).unwrap_err();
+        assert!(err.to_string().contains("<<"), "{err}");
+    }
     let err = with_vars(MINIMAL, &[("FLUXBASE_SERVER_PORT", "http")]).unwrap_err();
     assert!(err.to_string().contains("FLUXBASE_SERVER_PORT"), "{err}");
 }
