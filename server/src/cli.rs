@@ -36,11 +36,10 @@ pub enum Command {
 /// Parses the arguments and runs the chosen command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    observability::init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start the async runtime");
+            eprintln!("fluxbase: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -51,6 +50,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
+            // Logging may not be set up yet (a config that does not load).
+            observability::init_logging();
             tracing::error!(error = %message, "fluxbase stopped");
             eprintln!("fluxbase: {message}");
             ExitCode::FAILURE
@@ -61,7 +62,10 @@ pub fn main() -> ExitCode {
 /// Prints each check as `PASS`/`WARN`/`FAIL` on stdout; the exit code gates a deployment.
 async fn check_command(path: PathBuf) -> ExitCode {
     let config = match Config::load(&path) {
-        Ok(config) => config,
+        Ok(config) => {
+            observability::init_logging_at(&config.logging.level);
+            config
+        }
         Err(e) => {
             println!("FAIL  config  {e}");
             return ExitCode::FAILURE;
@@ -80,6 +84,13 @@ async fn check_command(path: PathBuf) -> ExitCode {
 
 async fn serve_command(path: PathBuf) -> Result<(), String> {
     let config = Config::load(&path).map_err(|e| e.to_string())?;
+    observability::init_logging_at(&config.logging.level);
+    if !config.overridden_keys.is_empty() {
+        tracing::info!(keys = ?config.overridden_keys, "config keys set from the environment");
+    }
+    for key in &config.inline_secrets {
+        tracing::warn!(key, "a secret is written literally in the config file; reference an environment variable or a _FILE instead");
+    }
     let state = build_state(&config).await.map_err(|e| e.to_string())?;
     let addr = (config.server.host.as_str(), config.server.port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -89,7 +100,12 @@ async fn serve_command(path: PathBuf) -> Result<(), String> {
         )
     })?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(address = %local, "fluxbase listening");
+    let scheme = if config.server.tls.enabled {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(address = %local, scheme, "fluxbase listening");
     serve_with_shutdown(listener, state, shutdown_signal())
         .await
         .map_err(|e| e.to_string())

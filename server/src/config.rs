@@ -1,18 +1,31 @@
-//! `fluxbase.yaml`: loading, `${VAR}` interpolation and validation.
+//! `fluxbase.yaml`: loading, `${VAR}` interpolation, environment overrides and validation.
 //!
 //! Why strict: a typo in a security setting that silently falls back to a default is worse
 //! than a server that refuses to start. Every struct denies unknown fields, and every refusal
 //! names the offending key, so the operator knows what to fix.
 //!
 //! Interpolation is textual (before YAML parsing), so `${VAR}` works for any value, numbers
-//! included. An unset variable is an error naming it; `$${` writes a literal `${`.
+//! included. An unset variable falls back to the file `VAR_FILE` names (Docker and Kubernetes
+//! secrets), else is an error naming it; `$${` writes a literal `${`.
+//!
+//! Then `FLUXBASE_<SECTION>_<KEY>[_FILE]` variables override single keys ([`env`]), the result
+//! is parsed (unknown keys refused) and validated section by section; [`secrets`] refuses
+//! weak passwords and records the ones written literally, for `fluxbase check`.
 use serde::Deserialize;
 use std::path::Path;
 
 pub mod auth;
+pub mod database;
 pub mod edge;
+pub mod env;
+pub mod secrets;
+pub mod sections;
+pub mod transport;
 pub use auth::{AuthConfig, PasswordResetConfig, SmtpConfig, SmtpTls};
+pub use database::{DatabaseConfig, SslMode};
 pub use edge::{CorsConfig, HstsConfig, SecurityConfig, SecurityHeadersConfig};
+pub use sections::{GraphqlConfig, LoggingConfig};
+pub use transport::{TlsConfig, TlsVersion};
 
 /// Schemas that can never be exposed through the API, whatever the configuration says:
 /// they hold accounts, secrets-adjacent internals or the catalogs.
@@ -34,6 +47,18 @@ pub enum ConfigError {
     Parse(String),
     #[error("invalid config key {key}: {message}")]
     Invalid { key: &'static str, message: String },
+    #[error("the environment variable {0} matches no config key (FLUXBASE_<SECTION>_<KEY>[_FILE] with a key of fluxbase.example.yaml, e.g. FLUXBASE_SERVER_PORT; see the README for the variables that are not config)")]
+    UnknownVariable(String),
+    #[error("the environment variable {variable} {message}")]
+    BadVariable { variable: String, message: String },
+    #[error(
+        "the environment variable {variable} names the file {path}, which cannot be read: {source}"
+    )]
+    SecretFile {
+        variable: String,
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// The whole configuration file.
@@ -48,7 +73,18 @@ pub struct Config {
     #[serde(default)]
     pub auth: AuthConfig,
     #[serde(default)]
+    pub graphql: GraphqlConfig,
+    #[serde(default)]
     pub security: SecurityConfig,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+    /// The secret keys written literally in the file rather than through `${VAR}`, `_FILE` or
+    /// an environment override (`fluxbase check` fails on them).
+    #[serde(skip)]
+    pub inline_secrets: Vec<&'static str>,
+    /// The keys set from the environment (`FLUXBASE_…`), dotted, for the start-up log.
+    #[serde(skip)]
+    pub overridden_keys: Vec<String>,
 }
 
 /// Where the HTTP server listens.
@@ -60,15 +96,29 @@ pub struct ServerConfig {
     /// 0 picks a free port (used by tests).
     #[serde(default = "default_port")]
     pub port: u16,
+    /// HTTPS on the same port; off by default.
+    #[serde(default)]
+    pub tls: TlsConfig,
     /// Cross-origin access; none by default.
     #[serde(default)]
     pub cors: CorsConfig,
     /// The largest request body accepted; larger ones get 413 `PAYLOAD_TOO_LARGE`.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// The largest request head (request line and headers); larger ones get 431 from hyper.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
     /// How long one request may take, body reading included; then 503 `REQUEST_TIMEOUT`.
     #[serde(default = "default_request_timeout_seconds")]
     pub request_timeout_seconds: u64,
+    /// How long a client may take to send a request head (and to finish a TLS handshake);
+    /// then the connection is closed. Keeps slow-header clients from holding connections.
+    #[serde(default = "default_header_timeout_seconds")]
+    pub header_timeout_seconds: u64,
+    /// On SIGTERM/SIGINT, how long in-flight requests may still finish before the server
+    /// closes their connections.
+    #[serde(default = "default_shutdown_timeout_seconds")]
+    pub shutdown_timeout_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -76,29 +126,14 @@ impl Default for ServerConfig {
         Self {
             host: default_host(),
             port: default_port(),
+            tls: TlsConfig::default(),
             cors: CorsConfig::default(),
             max_body_bytes: default_max_body_bytes(),
+            max_header_bytes: default_max_header_bytes(),
             request_timeout_seconds: default_request_timeout_seconds(),
+            header_timeout_seconds: default_header_timeout_seconds(),
+            shutdown_timeout_seconds: default_shutdown_timeout_seconds(),
         }
-    }
-}
-
-/// The database the server logs in to, as a low-privilege member of `fluxbase_authenticator`.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseConfig {
-    /// A `postgres://` URL. Holds a password, so it is never logged (see the Debug impl).
-    pub url: String,
-    #[serde(default = "default_max_connections")]
-    pub max_connections: usize,
-}
-
-impl std::fmt::Debug for DatabaseConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DatabaseConfig")
-            .field("url", &"<redacted>")
-            .field("max_connections", &self.max_connections)
-            .finish()
     }
 }
 
@@ -140,11 +175,17 @@ fn default_port() -> u16 {
 fn default_max_body_bytes() -> usize {
     1024 * 1024
 }
+fn default_max_header_bytes() -> usize {
+    64 * 1024
+}
 fn default_request_timeout_seconds() -> u64 {
     30
 }
-fn default_max_connections() -> usize {
+fn default_header_timeout_seconds() -> u64 {
     10
+}
+fn default_shutdown_timeout_seconds() -> u64 {
+    30
 }
 fn default_exposed_schemas() -> Vec<String> {
     vec!["public".to_owned()]
@@ -156,14 +197,26 @@ fn default_strict_rls() -> bool {
     true
 }
 
+/// hyper's smallest read buffer (it refuses less) and a ceiling far above any real client.
+const MIN_HEADER_BYTES: usize = 8192;
+const MAX_HEADER_BYTES: usize = 1024 * 1024;
+
 /// Whether a schema may never be exposed (also checked when the schema cache loads).
 pub fn is_forbidden_schema(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     FORBIDDEN_SCHEMAS.contains(&lower.as_str()) || lower.starts_with("pg_")
 }
 
+/// The process environment as (name, value) pairs (variables that are not UTF-8 are not
+/// ours and are skipped).
+fn process_vars() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
 impl Config {
-    /// Reads, interpolates, parses and validates a config file.
+    /// Reads, interpolates, applies the environment overrides, parses and validates a file.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
@@ -173,21 +226,56 @@ impl Config {
         Self::from_yaml_str(&text)
     }
 
-    /// Interpolates `${VAR}` from the process environment, parses and validates.
+    /// As [`Config::load`] for a text, with the process environment.
     pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
-        Self::from_yaml_str_with_env(text, |name| std::env::var(name).ok())
+        Self::from_yaml_str_with_vars(text, &process_vars())
     }
 
-    /// As [`Config::from_yaml_str`] with an explicit variable lookup (tests use this instead
-    /// of mutating the process environment, which races between test threads).
+    /// As [`Config::from_yaml_str`] with an explicit environment (tests use this instead of
+    /// mutating the process environment, which races between test threads).
+    pub fn from_yaml_str_with_vars(
+        text: &str,
+        vars: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let lookup = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        Self::build(text, lookup, vars)
+    }
+
+    /// Interpolation from `lookup` only, no environment overrides.
     pub fn from_yaml_str_with_env(
         text: &str,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let text = interpolate(text, lookup)?;
-        // An empty file parses as null; report it as the missing required key instead.
-        let config: Config =
-            serde_norway::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        Self::build(text, lookup, &[])
+    }
+
+    fn build(
+        text: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+        vars: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let overrides = env::overrides(text, vars)?;
+        let interpolated = interpolate(text, lookup)?;
+        let parse_error = |e: serde_norway::Error| ConfigError::Parse(e.to_string());
+        let text_to_parse = if overrides.is_empty() {
+            interpolated
+        } else {
+            // Overrides are applied to the parsed tree, which is then written back as YAML
+            // and parsed like a file: the same lenient scalars and the same key paths in
+            // error messages as without overrides.
+            let mut root: serde_norway::Value =
+                serde_norway::from_str(&interpolated).map_err(parse_error)?;
+            for ov in &overrides {
+                env::apply(&mut root, ov)?;
+            }
+            serde_norway::to_string(&root).map_err(parse_error)?
+        };
+        let mut config: Config = serde_norway::from_str(&text_to_parse).map_err(parse_error)?;
+        config.overridden_keys = overrides.iter().map(|o| o.key.dotted()).collect();
+        config.inline_secrets = secrets::inline_secrets(text)
+            .into_iter()
+            .filter(|k| !config.overridden_keys.iter().any(|o| o == k))
+            .collect();
         config.validate()?;
         Ok(config)
     }
@@ -199,32 +287,38 @@ impl Config {
         if self.server.max_body_bytes == 0 {
             return invalid("server.max_body_bytes", "must be greater than 0");
         }
-        if self.server.request_timeout_seconds == 0 {
-            return invalid("server.request_timeout_seconds", "must be greater than 0");
+        if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&self.server.max_header_bytes) {
+            return invalid(
+                "server.max_header_bytes",
+                format!("must be from {MIN_HEADER_BYTES} to {MAX_HEADER_BYTES}"),
+            );
         }
         // Far beyond any sane request; also keeps the Duration arithmetic trivially safe.
-        if self.server.request_timeout_seconds > 86_400 {
-            return invalid(
+        for (key, value) in [
+            (
                 "server.request_timeout_seconds",
-                "must be at most 86400 (one day)",
-            );
+                self.server.request_timeout_seconds,
+            ),
+            (
+                "server.header_timeout_seconds",
+                self.server.header_timeout_seconds,
+            ),
+            (
+                "server.shutdown_timeout_seconds",
+                self.server.shutdown_timeout_seconds,
+            ),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be greater than 0");
+            }
+            if value > 86_400 {
+                return invalid(key, "must be at most 86400 (one day)");
+            }
         }
+        self.server.tls.validate()?;
         self.server.cors.validate()?;
         self.security.headers.validate()?;
-        if self.database.url.trim().is_empty() {
-            return invalid("database.url", "must not be empty");
-        }
-        // Parse now so a bad URL stops the server at start. The parser's message does not
-        // repeat the URL (which holds the password).
-        if let Err(e) = self.database.url.parse::<tokio_postgres::Config>() {
-            return invalid(
-                "database.url",
-                format!("not a valid PostgreSQL connection URL ({e})"),
-            );
-        }
-        if self.database.max_connections == 0 {
-            return invalid("database.max_connections", "must be greater than 0");
-        }
+        self.database.validate()?;
         if self.api.max_rows == 0 {
             return invalid("api.max_rows", "must be greater than 0");
         }
@@ -245,6 +339,7 @@ impl Config {
                 return invalid("api.exposed_schemas", format!("lists \"{schema}\" twice"));
             }
         }
+        self.logging.validate()?;
         self.auth.validate()
     }
 
@@ -266,7 +361,9 @@ fn invalid(key: &'static str, message: impl Into<String>) -> Result<(), ConfigEr
     })
 }
 
-/// Replaces every `${NAME}` with the variable's value; `$${` is a literal `${`.
+/// Replaces every `${NAME}` with the variable's value; `$${` is a literal `${`. An unset
+/// `NAME` falls back to the content of the file `NAME_FILE` names (Docker and Kubernetes
+/// secrets), without its trailing line break.
 fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -289,7 +386,16 @@ fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<St
                     "\"${{{name}}}\" is not a variable name (letters, digits and _)"
                 )));
             }
-            let value = lookup(name).ok_or_else(|| ConfigError::UnsetVariable(name.to_owned()))?;
+            let value = match lookup(name) {
+                Some(value) => value,
+                None => {
+                    let file_var = format!("{name}_FILE");
+                    match lookup(&file_var) {
+                        Some(path) => env::read_secret_file(&file_var, &path)?,
+                        None => return Err(ConfigError::UnsetVariable(name.to_owned())),
+                    }
+                }
+            };
             out.push_str(&value);
             rest = &body[end + 1..];
         } else {
@@ -302,10 +408,14 @@ fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<St
 }
 
 #[cfg(test)]
+mod validation_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    const MINIMAL: &str = "database: { url: \"postgres://u:p@127.0.0.1:5432/db\" }\n";
+    const MINIMAL: &str =
+        "database: { url: \"postgres://u:unit-test-password@127.0.0.1:5432/db\" }\n";
 
     fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |name| {
@@ -343,21 +453,21 @@ api: { exposed_schemas: ["app", "public"], max_rows: 50, strict_rls: false }
 "#;
         let c = Config::from_yaml_str_with_env(
             text,
-            env(&[("PORT", "0"), ("FLUXBASE_DB_PASSWORD", "s3cret")]),
+            env(&[("PORT", "0"), ("FLUXBASE_DB_PASSWORD", "s3cret-s3cret")]),
         )
         .unwrap();
         assert_eq!(c.server.host, "0.0.0.0");
         assert_eq!(c.server.port, 0);
         assert_eq!(
             c.database.url,
-            "postgres://fluxbase_server:s3cret@127.0.0.1:5432/fluxbase"
+            "postgres://fluxbase_server:s3cret-s3cret@127.0.0.1:5432/fluxbase"
         );
         assert_eq!(c.database.max_connections, 4);
         assert_eq!(c.default_schema(), "app");
         assert_eq!(c.api.max_rows, 50);
         assert!(!c.api.strict_rls);
         // The password never shows in Debug output (which ends up in logs).
-        assert!(!format!("{c:?}").contains("s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret-s3cret"));
     }
 
     #[test]

@@ -27,7 +27,7 @@ use deadpool_postgres::{
 };
 use std::time::Duration;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 /// How long a request waits for a free pooled connection before answering 503.
 const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,6 +38,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum PoolSetupError {
     #[error("database.url: {0}")]
     Url(String),
+    #[error("{0}")]
+    Tls(String),
     #[error("cannot build the connection pool: {0}")]
     Build(String),
 }
@@ -56,10 +58,7 @@ pub fn create_pool(
     config: &DatabaseConfig,
     statement_timeout: Duration,
 ) -> Result<Pool, PoolSetupError> {
-    let mut pg: tokio_postgres::Config = config
-        .url
-        .parse()
-        .map_err(|e| PoolSetupError::Url(format!("{e}")))?;
+    let mut pg = config.connect_config().map_err(PoolSetupError::Url)?;
     if pg.get_application_name().is_none() {
         pg.application_name("fluxbase");
     }
@@ -70,10 +69,12 @@ pub fn create_pool(
     };
     pg.options(&options);
     pg.connect_timeout(CONNECT_TIMEOUT);
-    // TODO(tls): connections to the database are plain TCP for now.
+    // database.ssl_mode: see config/database.rs and tls.rs.
+    let tls = crate::tls::database_connector(config)
+        .map_err(|e| PoolSetupError::Tls(format!("{}: {e}", e.key())))?;
     let manager = Manager::from_config(
         pg,
-        NoTls,
+        tls,
         ManagerConfig {
             // Each connection resets its session itself after every request, before it goes
             // back to the pool (see the module comment), so recycling only checks that the

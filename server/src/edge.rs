@@ -14,9 +14,9 @@
 //!    the limit; the extractors turn the latter into the error shape, the request middleware
 //!    the former.
 //!
-//! HSTS: `security.headers.hsts` is validated but never sent, because the server does not
-//! speak TLS yet; a browser would ignore it over plain HTTP anyway, and sending it from a
-//! server behind a TLS proxy is that proxy's job.
+//! HSTS: `security.headers.hsts` is sent only when the server itself speaks TLS
+//! (`server.tls.enabled`; one listener, so then every response went over TLS). Over plain
+//! HTTP a browser ignores it, and behind a TLS-terminating proxy it is that proxy's job.
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::AppState;
@@ -36,7 +36,7 @@ pub fn security_headers(config: &Config) -> Vec<(HeaderName, HeaderValue)> {
     let h = &config.security.headers;
     // Validated by Config::validate, so the conversions cannot fail for a loaded config.
     let value = |text: &str| HeaderValue::from_str(text).expect("validated header value");
-    vec![
+    let mut headers = vec![
         (
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -47,7 +47,14 @@ pub fn security_headers(config: &Config) -> Vec<(HeaderName, HeaderValue)> {
             header::CONTENT_SECURITY_POLICY,
             value(&h.content_security_policy),
         ),
-    ]
+    ];
+    if let Some(hsts) = h.hsts.as_ref().filter(|_| config.server.tls.enabled) {
+        headers.push((
+            header::STRICT_TRANSPORT_SECURITY,
+            value(&hsts.header_value()),
+        ));
+    }
+    headers
 }
 
 /// The CORS layer for `server.cors`; `None` when no origin is allowed (no CORS headers at all).

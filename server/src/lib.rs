@@ -5,7 +5,10 @@
 //! everything else. The server holds no user data and no signing secret.
 //!
 //! Modules, one concern each:
-//! - [`config`]: `fluxbase.yaml` (interpolation, validation).
+//! - [`config`]: `fluxbase.yaml` (interpolation, `_FILE` secrets, environment overrides,
+//!   validation).
+//! - [`transport`]: the accept loop (TLS, HTTP/1.1 and HTTP/2, header timeout, graceful
+//!   shutdown); [`tls`]: the rustls configurations (server, database connections).
 //! - [`edge`]: security headers, CORS, body limit, request timeout.
 //! - [`db`]: the pool and [`db::with_request_tx`], the per-request transaction.
 //! - [`error`]: the error shape and the SQLSTATE mapping.
@@ -22,7 +25,6 @@
 use axum::Router;
 use deadpool_postgres::Pool;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -38,6 +40,8 @@ pub mod observability;
 pub mod rest;
 pub mod routes;
 pub mod security_report;
+pub mod tls;
+pub mod transport;
 
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
@@ -162,6 +166,8 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
     // logged every exposed relation without RLS protection (security property 5).
     rest::listener::spawn(
         listener_config(config)?,
+        tls::database_connector(&config.database)
+            .map_err(|e| StartupError::Connect(format!("{}: {e}", e.key())))?,
         rest::listener::Caches {
             schema: Arc::downgrade(&state.inner.schema),
             functions: Arc::downgrade(&state.inner.functions),
@@ -211,7 +217,7 @@ async fn apply_auth_settings(
 
 /// An error and its causes, `: `-separated ("error connecting to server: Connection
 /// refused"): the top-level messages of the database errors alone do not say what failed.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -228,10 +234,9 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 /// The schema listener's own connection: the server's URL, named so it can be told apart
 /// in `pg_stat_activity`.
 fn listener_config(config: &Config) -> Result<tokio_postgres::Config, StartupError> {
-    let mut pg: tokio_postgres::Config = config
+    let mut pg = config
         .database
-        .url
-        .parse()
+        .connect_config()
         .map_err(|e| StartupError::Connect(format!("database.url: {e}")))?;
     pg.application_name("fluxbase-schema-listener");
     pg.connect_timeout(std::time::Duration::from_secs(5));
@@ -262,14 +267,12 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
     serve_with_shutdown(listener, state, std::future::pending()).await
 }
 
-/// As [`serve`], finishing in-flight requests and returning once `shutdown` completes.
+/// As [`serve`], finishing in-flight requests and returning once `shutdown` completes (see
+/// [`transport`]: TLS, HTTP/2, header timeout, graceful shutdown).
 pub async fn serve_with_shutdown(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+    transport::serve_with_shutdown(listener, state, shutdown).await
 }

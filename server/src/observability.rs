@@ -148,11 +148,16 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
     ApiError::internal().into_response()
 }
 
-/// Installs the JSON log subscriber. The level comes from `FLUXBASE_LOG` (`info` when unset),
-/// in `tracing_subscriber::EnvFilter` syntax.
+/// Installs the JSON log subscriber at `info` (before a config is loaded).
 pub fn init_logging() {
+    init_logging_at("info");
+}
+
+/// Installs the JSON log subscriber. The level is `logging.level`, unless `FLUXBASE_LOG` is set
+/// (a `tracing_subscriber::EnvFilter`, e.g. `info,fluxbase_server=debug`), which wins.
+pub fn init_logging_at(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLUXBASE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     // try_init: a second call (tests) keeps the first subscriber instead of panicking.
     let _ = tracing_subscriber::fmt()
         .json()

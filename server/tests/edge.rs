@@ -10,7 +10,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 const BASE: &str = r#"
-database: { url: "postgres://fluxbase_server:pw@127.0.0.1:1/fluxbase", max_connections: 2 }
+database: { url: "postgres://fluxbase_server:unit-test-password@127.0.0.1:1/fluxbase", max_connections: 2 }
 "#;
 
 fn router_with(extra: &str) -> Router {

@@ -12,7 +12,7 @@ use tower::ServiceExt;
 
 const CONFIG: &str = r#"
 server: { host: 127.0.0.1, port: 0 }
-database: { url: "postgres://fluxbase_server:pw@127.0.0.1:1/fluxbase", max_connections: 2 }
+database: { url: "postgres://fluxbase_server:unit-test-password@127.0.0.1:1/fluxbase", max_connections: 2 }
 api: { exposed_schemas: ["public", "app"] }
 "#;
 

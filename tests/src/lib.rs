@@ -4,6 +4,8 @@
 //! fluxbase_template`) and points `FLUXBASE_TEST_STATE` at its state folder. Each test then
 //! gets its own database cloned from `fluxbase_template` (extension + demo schema) and its
 //! own real server on 127.0.0.1:0, so tests run in parallel without seeing each other.
+pub mod tls;
+
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -83,6 +85,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub admin: Client,
     server: tokio::task::JoinHandle<()>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Drop for TestApp {
@@ -105,6 +108,13 @@ impl TestApp {
 
     /// Starts with extra YAML appended to the generated config (for config-dependent tests).
     pub async fn start_with_yaml_extra(extra: &str) -> TestApp {
+        TestApp::start_with("", extra).await
+    }
+
+    /// Starts with `server_keys` added to the generated `server:` section (one key per line,
+    /// unindented, e.g. `max_body_bytes: 10`) and `extra` appended to the file. With
+    /// `tls: { enabled: true, … }` the base URL is `https://127.0.0.1:<port>`.
+    pub async fn start_with(server_keys: &str, extra: &str) -> TestApp {
         let cluster = Cluster::from_env();
         let db = format!("t_{}", uuid::Uuid::new_v4().simple());
         let postgres = cluster.admin("postgres").await;
@@ -113,11 +123,24 @@ impl TestApp {
             .await
             .expect("clone the template database");
         let admin = cluster.admin(&db).await;
+        let server_keys: String = server_keys
+            .lines()
+            .map(|line| format!("  {line}\n"))
+            .collect();
         let yaml = format!(
-            "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"{}\"\n  max_connections: 4\n{extra}",
+            "server:\n  host: 127.0.0.1\n  port: 0\n{server_keys}database:\n  url: \"{}\"\n  max_connections: 4\n{extra}",
             cluster.server_url(&db)
         );
-        let (base, server) = spawn_server(&yaml).await;
+        let config =
+            fluxbase_server::config::Config::from_yaml_str(&yaml).expect("test config is valid");
+        let state = fluxbase_server::build_state(&config)
+            .await
+            .expect("server state");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (base, server) = spawn_with_state_until(state, async move {
+            let _ = stopped.await;
+        })
+        .await;
         TestApp {
             cluster,
             db,
@@ -125,7 +148,28 @@ impl TestApp {
             http: reqwest::Client::new(),
             admin,
             server,
+            shutdown: Some(stop),
         }
+    }
+
+    /// Starts the server's graceful shutdown (what SIGTERM does).
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Waits up to `limit` for the server task to end; whether it did.
+    pub async fn wait_stopped(&mut self, limit: std::time::Duration) -> bool {
+        tokio::time::timeout(limit, &mut self.server).await.is_ok()
+    }
+
+    /// The server's address (`127.0.0.1:<port>`).
+    pub fn addr(&self) -> String {
+        self.base
+            .split_once("://")
+            .map(|(_, a)| a.to_owned())
+            .unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -320,14 +364,29 @@ pub async fn spawn_lazy_server(yaml: &str) -> (String, tokio::task::JoinHandle<(
 async fn spawn_with_state(
     state: fluxbase_server::AppState,
 ) -> (String, tokio::task::JoinHandle<()>) {
+    spawn_with_state_until(state, std::future::pending()).await
+}
+
+/// Serves until `shutdown` completes (then drains, as `fluxbase serve` on SIGTERM).
+pub async fn spawn_with_state_until(
+    state: fluxbase_server::AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a free port");
     let addr = listener.local_addr().expect("local addr");
+    let scheme = if state.config().server.tls.enabled {
+        "https"
+    } else {
+        "http"
+    };
     let handle = tokio::spawn(async move {
-        let _ = fluxbase_server::serve(listener, state).await;
+        fluxbase_server::serve_with_shutdown(listener, state, shutdown)
+            .await
+            .expect("the server runs");
     });
-    (format!("http://{addr}"), handle)
+    (format!("{scheme}://{addr}"), handle)
 }
 
 /// Asserts the project's error shape and returns the code.

@@ -22,7 +22,7 @@ async fn health_is_503_degraded_when_the_database_is_down() {
         .unwrap()
         .port();
     let yaml = format!(
-        "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"postgres://fluxbase_server:x@127.0.0.1:{port}/nope\"\n"
+        "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"postgres://fluxbase_server:not-the-password@127.0.0.1:{port}/nope\"\n"
     );
     let (base, server) = spawn_lazy_server(&yaml).await;
     let resp = reqwest::get(format!("{base}/health")).await.unwrap();

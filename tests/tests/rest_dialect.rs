@@ -1036,6 +1036,19 @@ async fn injection_attempts_through_every_parameter_and_header() {
 #[tokio::test]
 async fn schema_cache_follows_ddl_notifications_and_reconnects() {
     let app = app().await;
+    // First make sure the listener is connected and past its first reload (it starts in the
+    // background; under load its first reload could otherwise come after the table below and
+    // find it): a table announced by a notification is seen only after that reload.
+    app.admin
+        .batch_execute(
+            "CREATE TABLE public.listener_probe (id int PRIMARY KEY);
+             ALTER TABLE public.listener_probe ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY listener_probe_read ON public.listener_probe FOR SELECT USING (true);
+             GRANT SELECT ON public.listener_probe TO anon;",
+        )
+        .await
+        .unwrap();
+    notify_and_wait(&app, "/api/v1/tables/listener_probe").await;
     // No per-request catalog queries: with the extension's DDL event triggers switched off
     // (in this test's database only), a new table stays unknown until a notification.
     app.admin

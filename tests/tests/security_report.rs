@@ -161,11 +161,19 @@ async fn fluxbase_check_fails_on_an_unprotected_table_and_passes_once_fixed() {
         )
         .await
         .unwrap();
+    // The password through ${VAR}, as in production: a literal one fails the secrets item.
     let yaml = format!(
-        "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"{}\"\n",
-        app.cluster.server_url(&app.db)
+        "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"postgres://fluxbase_server:${{CHECK_DB_PASSWORD}}@127.0.0.1:{}/{}\"\n",
+        app.cluster.port, app.db
     );
-    let config = fluxbase_server::Config::from_yaml_str(&yaml).expect("config");
+    let config = fluxbase_server::Config::from_yaml_str_with_vars(
+        &yaml,
+        &[(
+            "CHECK_DB_PASSWORD".to_owned(),
+            app.cluster.server_password.clone(),
+        )],
+    )
+    .expect("config");
     let outcome = fluxbase_server::check::run(&config).await;
     assert!(outcome.failed, "{:#?}", outcome.lines);
     assert!(
@@ -195,7 +203,7 @@ async fn fluxbase_check_fails_on_an_unprotected_table_and_passes_once_fixed() {
         outcome.lines
     );
     // An unreachable database is a failure, not a pass.
-    let yaml = "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"postgres://nobody:x@127.0.0.1:1/none\"\n";
+    let yaml = "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"postgres://nobody:not-the-password@127.0.0.1:1/none\"\n";
     let config = fluxbase_server::Config::from_yaml_str(yaml).expect("config");
     let outcome = fluxbase_server::check::run(&config).await;
     assert!(outcome.failed);

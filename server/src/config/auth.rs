@@ -197,7 +197,10 @@ impl SmtpConfig {
             );
         }
         match (&self.username, &self.password) {
-            (Some(_), Some(_)) | (None, None) => Ok(()),
+            (Some(_), Some(password)) => {
+                super::secrets::check_secret("auth.smtp.password", password)
+            }
+            (None, None) => Ok(()),
             (Some(_), None) => invalid("auth.smtp.password", "is required with auth.smtp.username"),
             (None, Some(_)) => invalid("auth.smtp.username", "is required with auth.smtp.password"),
         }
@@ -280,7 +283,7 @@ mod tests {
     use crate::config::{Config, ConfigError, SmtpTls};
     use serde_json::json;
 
-    const DB: &str = "database: { url: \"postgres://u:p@127.0.0.1:5432/db\" }\n";
+    const DB: &str = "database: { url: \"postgres://u:unit-test-password@127.0.0.1:5432/db\" }\n";
 
     fn parse(auth: &str) -> Result<Config, ConfigError> {
         Config::from_yaml_str_with_env(&format!("{DB}auth:\n{auth}"), |_| None)
@@ -437,10 +440,10 @@ mod tests {
         ));
         assert_eq!(key, "auth.smtp.tls");
         for tls in ["starttls", "tls"] {
-            let c = parse(&format!("  smtp: {{ host: smtp.example.com, port: 587, from: a@example.com, tls: {tls}, username: u, password: hunter2 }}\n{RESET}")).unwrap();
+            let c = parse(&format!("  smtp: {{ host: smtp.example.com, port: 587, from: a@example.com, tls: {tls}, username: u, password: smtp-test-password }}\n{RESET}")).unwrap();
             assert!(c.auth.smtp.as_ref().unwrap().tls != SmtpTls::None);
             // The SMTP password never shows in Debug output.
-            assert!(!format!("{c:?}").contains("hunter2"));
+            assert!(!format!("{c:?}").contains("smtp-test-password"));
         }
         let err = parse(&format!(
             "  smtp: {{ host: h, port: 25, from: a@b.co, tls: ssl }}\n{RESET}"

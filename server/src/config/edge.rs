@@ -225,8 +225,8 @@ pub struct SecurityHeadersConfig {
     pub x_frame_options: String,
     #[serde(default = "default_referrer_policy")]
     pub referrer_policy: String,
-    /// `Strict-Transport-Security`. Sent only when the server itself speaks TLS, which it does
-    /// not yet: the key is accepted and validated, and no HSTS header is sent.
+    /// `Strict-Transport-Security`. Sent only when the server itself speaks TLS
+    /// (`server.tls.enabled`).
     #[serde(default)]
     pub hsts: Option<HstsConfig>,
 }
@@ -341,7 +341,8 @@ impl SecurityHeadersConfig {
 mod tests {
     use crate::config::{Config, ConfigError};
 
-    const MINIMAL: &str = "database: { url: \"postgres://u:p@127.0.0.1:5432/db\" }\n";
+    const MINIMAL: &str =
+        "database: { url: \"postgres://u:unit-test-password@127.0.0.1:5432/db\" }\n";
 
     fn parse(extra: &str) -> Result<Config, ConfigError> {
         Config::from_yaml_str_with_env(&format!("{MINIMAL}{extra}"), |_| None)

@@ -14,7 +14,8 @@ use super::schema_cache::SchemaCacheHandle;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The channel the DDL event trigger notifies.
 pub const CHANNEL: &str = "fluxbase_schema";
@@ -66,17 +67,17 @@ impl Strong<'_> {
 
 /// Starts the listener task. It ends by itself once the caches are dropped (the server's
 /// state is gone).
-pub fn spawn(pg: tokio_postgres::Config, cache: Caches) {
-    tokio::spawn(run(pg, cache));
+pub fn spawn(pg: tokio_postgres::Config, tls: MakeRustlsConnect, cache: Caches) {
+    tokio::spawn(run(pg, tls, cache));
 }
 
-async fn run(pg: tokio_postgres::Config, cache: Caches) {
+async fn run(pg: tokio_postgres::Config, tls: MakeRustlsConnect, cache: Caches) {
     let mut backoff = FIRST_BACKOFF;
     loop {
         if cache.strong_count() == 0 {
             return;
         }
-        match session(&pg, &cache, &mut backoff).await {
+        match session(&pg, &tls, &cache, &mut backoff).await {
             Ok(()) => return,
             Err(error) => {
                 tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "schema listener: connection lost");
@@ -92,10 +93,11 @@ async fn run(pg: tokio_postgres::Config, cache: Caches) {
 /// the connection failed.
 async fn session(
     pg: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     cache: &Caches,
     backoff: &mut Duration,
 ) -> Result<(), String> {
-    let (client, mut connection) = pg.connect(NoTls).await.map_err(|e| e.to_string())?;
+    let (client, mut connection) = pg.connect(tls.clone()).await.map_err(|e| e.to_string())?;
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     // The connection must be polled for queries to progress and for notifications to
     // arrive; this task does both and forwards the notifications. It ends with the

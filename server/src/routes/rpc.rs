@@ -469,7 +469,7 @@ mod tests {
     async fn without_database(method: Method, path: &str) -> (StatusCode, Value) {
         let config = Config::from_yaml_str(
             "server: { host: 127.0.0.1, port: 0 }\n\
-             database: { url: \"postgres://fluxbase_server:pw@127.0.0.1:1/fluxbase\" }\n",
+             database: { url: \"postgres://fluxbase_server:unit-test-password@127.0.0.1:1/fluxbase\" }\n",
         )
         .expect("config");
         let router = app(AppState::lazy(&config).expect("lazy state"));

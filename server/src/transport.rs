@@ -1,0 +1,233 @@
+//! The accept loop: TCP (or TLS) connections served by hyper with HTTP/1.1 and HTTP/2, with
+//! the connection-level limits the router cannot apply, and a graceful shutdown.
+//!
+//! Why our own loop instead of `axum::serve`: axum's has no header read timeout, no TLS and
+//! no limit on the request head. Here:
+//! - `server.header_timeout_seconds` bounds the TLS handshake, the wait for a new
+//!   connection's first byte ([`FirstByteDeadline`]) and the reading of each request head
+//!   (hyper's `header_read_timeout`: a total deadline, so trickling one byte at a time does not
+//!   extend it); the connection is then closed. Bodies are bounded by
+//!   `server.request_timeout_seconds` in the router ([`crate::edge`]).
+//! - `server.max_header_bytes` is hyper's read buffer for HTTP/1.1 (a larger head gets 431)
+//!   and the HTTP/2 header list limit. hyper answers 431 (and 400 for a malformed request
+//!   line) itself, before any request exists, with an empty body and closes the connection:
+//!   those two answers cannot carry the error shape or the security headers (hyper offers no
+//!   hook for them), which is harmless as no browser renders them.
+//! - TLS (`server.tls`): rustls with ALPN `h2`, `http/1.1`; versions from `min_version`.
+//! - Shutdown: once the signal future completes, the listener is closed at once (new
+//!   connections are refused), every open connection is told to finish its in-flight requests
+//!   and close (HTTP/1.1: after the current response; HTTP/2: GOAWAY), and the loop waits for
+//!   them up to `server.shutdown_timeout_seconds`.
+use crate::AppState;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+/// Serves `state`'s application on `listener` until `shutdown` completes, then drains.
+pub async fn serve_with_shutdown(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let server = &state.config().server;
+    let tls = if server.tls.enabled {
+        let (cert, key) = (
+            server.tls.cert_file.as_deref().unwrap_or_default(),
+            server.tls.key_file.as_deref().unwrap_or_default(),
+        );
+        let config = crate::tls::server_config(cert, key, server.tls.min_version())
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", e.key())))?;
+        Some(tokio_rustls::TlsAcceptor::from(config))
+    } else {
+        None
+    };
+    let header_timeout = Duration::from_secs(server.header_timeout_seconds);
+    let shutdown_timeout = Duration::from_secs(server.shutdown_timeout_seconds);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(server.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX))
+        // An HTTP/2 peer that stops answering pings is dropped.
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let builder = Arc::new(builder);
+    let app = crate::app(state);
+    let graceful = GracefulShutdown::new();
+    // The connection tasks, so the ones still open after the shutdown timeout can be aborted.
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer): (_, SocketAddr) = tokio::select! {
+            // Reap finished connections so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            // What axum's `into_make_service_with_connect_info` would record.
+            request.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(request)
+        });
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        connections.spawn(async move {
+            let result = match tls {
+                None => {
+                    let stream = FirstByteDeadline::new(stream, header_timeout);
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+                Some(acceptor) => {
+                    let stream =
+                        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(error)) => {
+                                tracing::debug!(%error, %peer, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let stream = FirstByteDeadline::new(stream, header_timeout);
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+        });
+    }
+    // Closing the listening socket refuses new connections from here on.
+    drop(listener);
+    tracing::info!(
+        connections = graceful.count(),
+        "shutting down: finishing in-flight requests"
+    );
+    if tokio::time::timeout(shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            seconds = shutdown_timeout.as_secs(),
+            "shutdown: connections still open after server.shutdown_timeout_seconds, closing them"
+        );
+        connections.abort_all();
+    }
+    Ok(())
+}
+
+/// A stream whose first byte must arrive within a deadline.
+///
+/// Why: hyper-util's `auto` builder first reads the start of the connection to tell HTTP/2's
+/// preface from HTTP/1.1, and hyper's `header_read_timeout` only runs once hyper's HTTP/1.1
+/// connection exists; a client that connects (or finishes a TLS handshake) and then sends
+/// nothing would hold the connection forever. Neither crate has a setting for this, so this
+/// wrapper fails the first read with `TimedOut` after the deadline; after the first byte it
+/// is a plain pass-through (hyper's header timeout covers every later request head).
+struct FirstByteDeadline<S> {
+    inner: S,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> FirstByteDeadline<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        Self {
+            inner,
+            deadline: Some(Box::pin(tokio::time::sleep(limit))),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FirstByteDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if buf.filled().len() > before {
+                    this.deadline = None;
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                let expired = this
+                    .deadline
+                    .as_mut()
+                    .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
+                if expired {
+                    Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no request within server.header_timeout_seconds",
+                    )))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FirstByteDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
