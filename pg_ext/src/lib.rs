@@ -124,6 +124,16 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../../sql/extension/65_rate_limit.sql",
+    name = "rate_limit",
+    requires = ["audit"]
+);
+extension_sql_file!(
+    "../../sql/extension/66_security_feed.sql",
+    name = "security_feed",
+    requires = ["rate_limit"]
+);
+extension_sql_file!(
     "../../sql/extension/90_grants.sql",
     name = "grants",
     finalize

@@ -11,8 +11,16 @@ use std::path::Path;
 
 pub mod auth;
 pub mod edge;
+pub mod logging;
+pub mod monitoring;
+pub mod proxies;
+pub mod rate_limiting;
 pub use auth::{AuthConfig, PasswordResetConfig, SmtpConfig, SmtpTls};
 pub use edge::{CorsConfig, HstsConfig, SecurityConfig, SecurityHeadersConfig};
+pub use logging::LoggingConfig;
+pub use monitoring::MonitoringConfig;
+pub use proxies::TrustedProxies;
+pub use rate_limiting::{RateLimitConfig, RateLimitStore};
 
 /// Schemas that can never be exposed through the API, whatever the configuration says:
 /// they hold accounts, secrets-adjacent internals or the catalogs.
@@ -49,6 +57,12 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub security: SecurityConfig,
+    #[serde(default)]
+    pub rate_limiting: RateLimitConfig,
+    #[serde(default)]
+    pub monitoring: MonitoringConfig,
+    #[serde(default)]
+    pub logging: LoggingConfig,
 }
 
 /// Where the HTTP server listens.
@@ -69,6 +83,10 @@ pub struct ServerConfig {
     /// How long one request may take, body reading included; then 503 `REQUEST_TIMEOUT`.
     #[serde(default = "default_request_timeout_seconds")]
     pub request_timeout_seconds: u64,
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` name the client (CIDR list); none by
+    /// default, so the TCP peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +97,7 @@ impl Default for ServerConfig {
             cors: CorsConfig::default(),
             max_body_bytes: default_max_body_bytes(),
             request_timeout_seconds: default_request_timeout_seconds(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -245,6 +264,9 @@ impl Config {
                 return invalid("api.exposed_schemas", format!("lists \"{schema}\" twice"));
             }
         }
+        self.rate_limiting.validate()?;
+        self.monitoring.validate(self.server.port)?;
+        self.logging.validate()?;
         self.auth.validate()
     }
 

@@ -245,10 +245,13 @@ impl InTransaction {
         token_given: bool,
         request_id: &str,
     ) -> Result<InTransaction, ApiError> {
-        let client = pool
-            .get()
-            .await
-            .map_err(|e| from_pool_error(&e, token_given, request_id))?;
+        let waiting = std::time::Instant::now();
+        let got = pool.get().await;
+        crate::metrics::METRICS
+            .db_pool_wait
+            .with_label_values(&[if got.is_ok() { "ok" } else { "failed" }])
+            .observe(waiting.elapsed().as_secs_f64());
+        let client = got.map_err(|e| from_pool_error(&e, token_given, request_id))?;
         Ok(InTransaction {
             client: Some(client),
         })
@@ -316,6 +319,7 @@ pub async fn read_one(
     let token_given = token.is_some();
     let db_err = |e: tokio_postgres::Error| from_db_error(&e, token_given, request_id);
     let tx = InTransaction::checkout(pool, token_given, request_id).await?;
+    let started = std::time::Instant::now();
     let client = tx.client();
     // Cached after a connection's first request; no transaction is open yet, so a refused
     // statement (answered by PostgreSQL) leaves the connection fit for the pool.
@@ -347,6 +351,7 @@ pub async fn read_one(
         .and(row)
         .and_then(|row| ended.map(|()| row))
         .map_err(db_err);
+    observe_transaction(started, result.is_ok());
     // As in `run_tx`: only an answered COMMIT returns the connection to the pool.
     if ended_cleanly {
         tx.ended();
@@ -369,6 +374,7 @@ where
     let token_given = matches!(authenticate, Some(Some(_)));
     let db_err = |e: tokio_postgres::Error| from_db_error(&e, token_given, request_id);
     let tx = InTransaction::checkout(pool, token_given, request_id).await?;
+    let started = std::time::Instant::now();
     let client = tx.client();
     let begin = match access {
         Access::ReadOnly => "START TRANSACTION READ ONLY",
@@ -422,12 +428,21 @@ where
             })
         }
     };
+    observe_transaction(started, result.is_ok());
     // Only a transaction that ended (COMMIT or ROLLBACK answered) returns its connection to
     // the pool; any early return above drops `tx`, which closes the connection instead.
     if ended_cleanly {
         tx.ended();
     }
     result
+}
+
+/// Records a request transaction's time in the database (`committed`: it succeeded).
+fn observe_transaction(started: std::time::Instant, committed: bool) {
+    crate::metrics::METRICS
+        .db_transaction_duration
+        .with_label_values(&[if committed { "commit" } else { "rollback" }])
+        .observe(started.elapsed().as_secs_f64());
 }
 
 /// `SELECT 1` within `timeout` (connection included): the health check.

@@ -26,15 +26,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+pub mod audit_log;
 pub mod check;
 pub mod cli;
+pub mod client_ip;
 pub mod config;
 pub mod db;
 pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod mail;
+pub mod metrics;
 pub mod observability;
+pub mod rate_limit;
 pub mod rest;
 pub mod routes;
 pub mod security_report;
@@ -58,6 +62,8 @@ pub enum StartupError {
     Mail(#[from] mail::MailError),
     #[error("the database refused the auth: settings of the config: {0}")]
     Settings(String),
+    #[error("logging.audit_log_file: cannot open it: {0}")]
+    AuditLog(String),
 }
 
 /// Shared state of all requests: the configuration, the pool, the schema cache and the
@@ -74,6 +80,9 @@ struct StateInner {
     functions: Arc<FunctionCacheHandle>,
     /// `None` when `auth.smtp` is not configured.
     mailer: Option<mail::Mailer>,
+    /// `None` when `rate_limiting.enabled` is false.
+    rate_limiter: Option<Arc<rate_limit::RateLimiter>>,
+    audit: Arc<audit_log::AuditLog>,
 }
 
 impl AppState {
@@ -96,9 +105,14 @@ impl AppState {
             SchemaCache::default(),
             false,
         ));
+        let rate_limiter = rate_limit::RateLimiter::new(&config.rate_limiting, &pool);
+        let audit = audit_log::AuditLog::open(&config.logging)
+            .map_err(|e| StartupError::AuditLog(e.to_string()))?;
         Ok(AppState {
             inner: Arc::new(StateInner {
                 config: config.clone(),
+                rate_limiter,
+                audit,
                 pool,
                 schema,
                 functions: Arc::new(FunctionCacheHandle::new(
@@ -130,6 +144,15 @@ impl AppState {
 
     pub fn mailer(&self) -> Option<&mail::Mailer> {
         self.inner.mailer.as_ref()
+    }
+
+    pub fn rate_limiter(&self) -> Option<&rate_limit::RateLimiter> {
+        self.inner.rate_limiter.as_deref()
+    }
+
+    /// The audit log (and the security alerts).
+    pub fn audit(&self) -> &audit_log::AuditLog {
+        &self.inner.audit
     }
 }
 
@@ -176,6 +199,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         },
     );
     security_report::log_security_report(&client, &config.api.exposed_schemas).await;
+    audit_log::spawn_database_feed(&state.inner.audit, state.pool().clone());
     Ok(state)
 }
 
@@ -246,13 +270,17 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v1", routes::api_router())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
+        // Tells the request middleware which route template matched (metrics, access log).
+        .route_layer(axum::middleware::from_fn(observability::remember_route))
         // Inside the request middleware, so a panic's 500 still gets a request id.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             observability::panic_response,
         ));
     // See `edge` for the order of the layers and why.
-    let router = edge::inner_layers(router, &config)
-        .layer(axum::middleware::from_fn(observability::request_context));
+    let router = edge::inner_layers(router, &config).layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        observability::request_context,
+    ));
     edge::outer_layers(router, &config).with_state(state)
 }
 

@@ -102,6 +102,18 @@ COMMENT ON FUNCTION fluxbase.decrypt_secret(text) IS 'Internal: decrypt what enc
 GRANT USAGE ON SCHEMA fluxbase TO fluxbase_authenticator, service_role;
 REVOKE ALL ON FUNCTION fluxbase.security_report(text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluxbase.security_report(text[]) TO fluxbase_authenticator, service_role;
+-- The server's shared rate-limit counters and its security-event feed: the login role's
+-- group alone (not service_role: a token must not reset or read them). The table itself is
+-- reachable only through these functions.
+REVOKE ALL ON TABLE fluxbase.rate_limit_windows FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.rate_limit_hit(text, integer, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.rate_limit_purge() FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.security_events_head() FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.security_events_after(bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluxbase.rate_limit_hit(text, integer, integer) TO fluxbase_authenticator;
+GRANT EXECUTE ON FUNCTION fluxbase.rate_limit_purge() TO fluxbase_authenticator;
+GRANT EXECUTE ON FUNCTION fluxbase.security_events_head() TO fluxbase_authenticator;
+GRANT EXECUTE ON FUNCTION fluxbase.security_events_after(bigint, integer) TO fluxbase_authenticator;
 -- The schema-change event trigger's function runs only as an event trigger.
 REVOKE ALL ON FUNCTION fluxbase.notify_schema_change() FROM PUBLIC;
 

@@ -2,7 +2,8 @@
 //!
 //! The server only forwards: hashing, token signing, lockout and the "does this account
 //! exist" decisions all happen in the `auth.*` SQL functions, which return the JSON sent
-//! back. What the server adds: the client's IP (the TCP peer, never `X-Forwarded-For`), the
+//! back. What the server adds: the client's IP (the TCP peer; `X-Forwarded-For` only from a
+//! `server.trusted_proxies` proxy, see [`crate::client_ip`]), the
 //! QR code of a TOTP enrolment, the reset e-mail, and the mapping of failure objects.
 //!
 //! Which role calls what (sql/extension/90_grants.sql): the anonymous steps (sign-up,
@@ -59,7 +60,7 @@ pub fn router() -> Router<AppState> {
 /// the TCP peer, IPv4-mapped IPv6 written as IPv4 so lockout keys do not depend on the
 /// listening socket. `None` (SQL NULL) when there is no socket (router tests).
 pub fn client_ip(ctx: &RequestContext) -> Option<String> {
-    ctx.client_addr.map(|a| a.ip().to_canonical().to_string())
+    ctx.client_ip.map(|ip| ip.to_canonical().to_string())
 }
 
 /// Runs `sql` (one `SELECT auth.fn(…)::text`) in the request transaction and returns its
@@ -122,9 +123,11 @@ mod tests {
     use super::*;
 
     fn ctx(addr: Option<&str>) -> RequestContext {
+        let client_addr: Option<std::net::SocketAddr> = addr.map(|a| a.parse().unwrap());
         RequestContext {
-            request_id: "rid".to_owned(),
-            client_addr: addr.map(|a| a.parse().unwrap()),
+            client_addr,
+            client_ip: client_addr.map(|a| a.ip()),
+            ..RequestContext::detached("rid")
         }
     }
 
