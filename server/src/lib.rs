@@ -167,6 +167,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         .await
         .map_err(|e| StartupError::Connect(error_chain(&e)))?;
     apply_auth_settings(&client, config).await?;
+    check_server_functions(&client, config).await?;
     if config.auth.smtp.is_none() {
         tracing::warn!("auth.smtp is not configured: password-reset e-mails cannot be sent");
     }
@@ -201,6 +202,36 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
     security_report::log_security_report(&client, &config.api.exposed_schemas).await;
     audit_log::spawn_database_feed(&state.inner.audit, state.pool().clone());
     Ok(state)
+}
+
+/// With `rate_limiting.store: postgres` or the audit log on, the extension's functions for
+/// them must be there (an older extension lacks them): better to stop at start than to let
+/// every request through unlimited, or to write no administrator events.
+async fn check_server_functions(
+    client: &deadpool_postgres::Client,
+    config: &Config,
+) -> Result<(), StartupError> {
+    let limits = &config.rate_limiting;
+    if limits.enabled && limits.store == config::RateLimitStore::Postgres {
+        client
+            .execute(rate_limit::PURGE_SQL, &[])
+            .await
+            .map_err(|e| {
+                StartupError::Connect(format!(
+                    "rate_limiting.store is postgres, but fluxbase.rate_limit_purge() cannot run (is the extension up to date?): {}",
+                    error_chain(&e)
+                ))
+            })?;
+    }
+    if config.logging.audit_enabled {
+        client.execute(audit_log::HEAD_SQL, &[]).await.map_err(|e| {
+            StartupError::Connect(format!(
+                "logging.audit_enabled: fluxbase.security_events_head() cannot run (is the extension up to date?): {}",
+                error_chain(&e)
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// The SQL that writes the `auth:` rule keys to `auth.settings` (all or nothing). Runs as the

@@ -323,17 +323,39 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
     ApiError::internal().into_response()
 }
 
-/// Installs the JSON log subscriber. The level comes from `FLUXBASE_LOG` (`info` when unset),
-/// in `tracing_subscriber::EnvFilter` syntax.
+/// Installs the JSON log subscriber on stdout. The level comes from `FLUXBASE_LOG` (`info`
+/// when unset), in `tracing_subscriber::EnvFilter` syntax.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FLUXBASE_LOG")
+    let filter = std::env::var("FLUXBASE_LOG").unwrap_or_else(|_| "info".to_owned());
+    init_logging_with_writer(&filter, std::io::stdout);
+}
+
+/// Installs the JSON log subscriber writing to `writer`, at `filter` (EnvFilter syntax).
+/// Whatever the filter says, the database driver and the pool log at `info` at most: at
+/// `debug` tokio-postgres logs every statement *with its parameters*, which are passwords,
+/// tokens and TOTP codes on the auth routes.
+pub fn init_logging_with_writer<W>(filter: &str, writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    let mut filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for directive in [
+        "tokio_postgres=info",
+        "postgres_protocol=info",
+        "deadpool=info",
+    ] {
+        if let Ok(d) = directive.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     // try_init: a second call (tests) keeps the first subscriber instead of panicking.
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
         .with_current_span(false)
         .with_span_list(false)
+        .with_writer(writer)
         .try_init();
 }
 

@@ -82,7 +82,24 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub admin: Client,
+    /// The running server's state (for a metrics listener, see [`TestApp::spawn_metrics`]).
+    pub state: fluxbase_server::AppState,
     server: tokio::task::JoinHandle<()>,
+    /// The YAML the server was started with (for [`TestApp::another_server`]).
+    pub yaml: String,
+}
+
+/// A second server (same database), stopped when dropped.
+pub struct Server {
+    pub base: String,
+    pub state: fluxbase_server::AppState,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
 }
 
 impl Drop for TestApp {
@@ -104,7 +121,16 @@ impl TestApp {
     }
 
     /// Starts with extra YAML appended to the generated config (for config-dependent tests).
+    /// Rate limiting is off unless `extra` has a `rate_limiting:` section: the suites send
+    /// many requests from one address (16 parallel sign-ins, …) that the default budgets would
+    /// refuse; `tests/tests/rate_limiting.rs` tests the limits themselves.
     pub async fn start_with_yaml_extra(extra: &str) -> TestApp {
+        TestApp::start_with_server_keys("", extra).await
+    }
+
+    /// As [`TestApp::start_with_yaml_extra`], with `server_keys` (indented YAML lines, e.g.
+    /// `"  trusted_proxies: [\"127.0.0.1/32\"]\n"`) added under `server:`.
+    pub async fn start_with_server_keys(server_keys: &str, extra: &str) -> TestApp {
         let cluster = Cluster::from_env();
         let db = format!("t_{}", uuid::Uuid::new_v4().simple());
         let postgres = cluster.admin("postgres").await;
@@ -113,19 +139,50 @@ impl TestApp {
             .await
             .expect("clone the template database");
         let admin = cluster.admin(&db).await;
+        let limits = if extra.contains("rate_limiting:") {
+            ""
+        } else {
+            "rate_limiting: { enabled: false }\n"
+        };
         let yaml = format!(
-            "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"{}\"\n  max_connections: 4\n{extra}",
+            "server:\n  host: 127.0.0.1\n  port: 0\n{server_keys}database:\n  url: \"{}\"\n  max_connections: 4\n{limits}{extra}",
             cluster.server_url(&db)
         );
-        let (base, server) = spawn_server(&yaml).await;
+        let (base, state, server) = spawn_server_with_state(&yaml).await;
         TestApp {
             cluster,
             db,
             base,
             http: reqwest::Client::new(),
             admin,
+            state,
             server,
+            yaml,
         }
+    }
+
+    /// A second real server on the same database with the same configuration.
+    pub async fn another_server(&self) -> Server {
+        let (base, state, handle) = spawn_server_with_state(&self.yaml).await;
+        Server {
+            base,
+            state,
+            handle,
+        }
+    }
+
+    /// Starts the metrics listener of this server on a free port; returns its base URL.
+    /// The task ends with the test's runtime.
+    pub async fn spawn_metrics(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a free port");
+        let addr = listener.local_addr().expect("local addr");
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            let _ = fluxbase_server::metrics::serve(listener, state).await;
+        });
+        format!("http://{addr}")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -302,12 +359,25 @@ pub async fn into_response(resp: reqwest::Response) -> Response {
 
 /// Starts the real server (the same code `fluxbase serve` runs) on a free port.
 pub async fn spawn_server(yaml: &str) -> (String, tokio::task::JoinHandle<()>) {
+    let (base, _, handle) = spawn_server_with_state(yaml).await;
+    (base, handle)
+}
+
+/// As [`spawn_server`], also returning the server's state.
+pub async fn spawn_server_with_state(
+    yaml: &str,
+) -> (
+    String,
+    fluxbase_server::AppState,
+    tokio::task::JoinHandle<()>,
+) {
     let config =
         fluxbase_server::config::Config::from_yaml_str(yaml).expect("test config is valid");
     let state = fluxbase_server::build_state(&config)
         .await
         .expect("server state");
-    spawn_with_state(state).await
+    let (base, handle) = spawn_with_state(state.clone()).await;
+    (base, state, handle)
 }
 
 /// Starts the real server with a pool that connects only on demand (for a dead database).

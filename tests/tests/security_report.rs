@@ -161,9 +161,11 @@ async fn fluxbase_check_fails_on_an_unprotected_table_and_passes_once_fixed() {
         )
         .await
         .unwrap();
+    let audit_file = std::env::temp_dir().join(format!("fluxbase-check-{}.log", app.db));
     let yaml = format!(
-        "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"{}\"\n",
-        app.cluster.server_url(&app.db)
+        "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"{}\"\nlogging: {{ audit_enabled: true, audit_log_file: \"{}\" }}\n",
+        app.cluster.server_url(&app.db),
+        audit_file.display()
     );
     let config = fluxbase_server::Config::from_yaml_str(&yaml).expect("config");
     let outcome = fluxbase_server::check::run(&config).await;

@@ -11,7 +11,7 @@ pub struct MonitoringConfig {
     /// Loopback by default: a scraper on the same host or a sidecar.
     #[serde(default = "default_host")]
     pub host: String,
-    /// 0 picks a free port (tests).
+    /// 0 picks a free port (tests). 9464 by default, not 9090: that is Prometheus' own.
     #[serde(default = "default_port")]
     pub port: u16,
     #[serde(default = "default_path")]
@@ -36,7 +36,7 @@ fn default_host() -> String {
     "127.0.0.1".to_owned()
 }
 fn default_port() -> u16 {
-    9090
+    9464
 }
 fn default_path() -> String {
     "/metrics".to_owned()
