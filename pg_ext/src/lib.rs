@@ -35,6 +35,7 @@ mod tests;
 mod tests_audit;
 mod tests_auth_kernel;
 mod tests_mfa;
+mod tests_rate_limit;
 mod tests_security_report;
 mod token_cache;
 
