@@ -43,11 +43,10 @@ mod tests {
         );
         Spi::run("UPDATE fluxbase.rate_limit_windows SET window_start = window_start - interval '2 hours'")
             .unwrap();
-        assert!(
-            Spi::get_one::<i64>("SELECT fluxbase.rate_limit_purge()")
-                .unwrap()
-                .unwrap()
-                >= 3
+        // Both keys' windows (192.0.2.1 and 192.0.2.3) have now ended.
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT fluxbase.rate_limit_purge()").unwrap(),
+            Some(2)
         );
     }
 

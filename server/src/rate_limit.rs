@@ -166,7 +166,7 @@ impl RateLimiter {
 
     /// The windows of a request, strictest (the endpoint's) first.
     fn checks(&self, client: IpAddr, path: &str, token: Option<&str>) -> Vec<Check> {
-        let ip = client.to_canonical().to_string();
+        let ip = client_key(client);
         let mut checks = Vec::new();
         let endpoint = canonical_endpoint(path);
         if let Some(budget) = self.endpoints.get(endpoint) {
@@ -238,6 +238,20 @@ impl RateLimiter {
                 }
             }
         });
+    }
+}
+
+/// The IP part of a key: an IPv4 address as it is; an IPv6 address by its /64 network. Why:
+/// one IPv6 host is normally given a whole /64 and may use any address in it, so keyed per
+/// address it would have 2^64 budgets.
+pub fn client_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let network = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            format!("{network}/64")
+        }
     }
 }
 
@@ -399,6 +413,16 @@ mod tests {
     fn token(payload: &str) -> String {
         let b = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         format!("{}.{}.sig", b.encode("{}"), b.encode(payload))
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let a = client_key("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = client_key("2001:db8:1:2:bbbb::9".parse().unwrap());
+        assert_eq!(a, "2001:db8:1:2::/64");
+        assert_eq!(a, b);
+        assert_ne!(a, client_key("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(client_key("::ffff:192.0.2.1".parse().unwrap()), "192.0.2.1");
     }
 
     #[test]

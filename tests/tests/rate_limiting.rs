@@ -201,6 +201,14 @@ async fn forwarded_for_from_a_trusted_proxy_is_the_key_right_most_untrusted_hop(
     .await;
     assert_eq!(fwd.status, 200);
     assert_eq!(header(&fwd, "ratelimit-remaining"), Some(2));
+    // An IPv6 client is one key for its whole /64: another address in it shares the budget.
+    let same_64 = get_with(
+        &app,
+        "/api/v1/auth/config",
+        &[("forwarded", "for=\"[2001:db8::6]\"")],
+    )
+    .await;
+    assert_eq!(header(&same_64, "ratelimit-remaining"), Some(1));
     // The lockout counts the same client address: a sign-in through the proxy is recorded
     // under the forwarded IP.
     let r = app
