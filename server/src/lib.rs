@@ -306,6 +306,12 @@ pub fn app(state: AppState) -> Router {
         // Inside the request middleware, so a panic's 500 still gets a request id.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             observability::panic_response,
+        ))
+        // Inside CORS (a browser can read the 429) and the request middleware (client IP,
+        // error shape); see `rate_limit::enforce`.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::enforce,
         ));
     // See `edge` for the order of the layers and why.
     let router = edge::inner_layers(router, &config).layer(axum::middleware::from_fn_with_state(

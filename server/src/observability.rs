@@ -10,9 +10,9 @@
 //! latency_ms and the client IP. Never headers (Authorization, cookies), bodies, passwords,
 //! tokens or TOTP codes.
 //!
-//! This middleware also applies the rate limits ([`crate::rate_limit`]; a 429 gets a request
-//! id and the error shape like any error) and records the request metrics
-//! ([`crate::metrics`]).
+//! This middleware also resolves the client IP (for the rate limits, [`crate::rate_limit`],
+//! whose 429 gets a request id and the error shape here like any error) and records the
+//! request metrics ([`crate::metrics`]).
 use crate::error::ApiError;
 use crate::metrics::METRICS;
 use crate::AppState;
@@ -85,14 +85,6 @@ impl Drop for InFlight {
     }
 }
 
-/// The bearer token of a request for the per-user rate limit (the extractors check the
-/// header's form; here a malformed one just gets no per-user budget).
-fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
 impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     type Rejection = ApiError;
 
@@ -110,7 +102,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
 #[derive(Debug, Clone, Copy)]
 pub struct KeepBody;
 
-/// The outermost middleware: assigns the request id, applies the rate limits, runs the
+/// The outermost middleware: assigns the request id, resolves the client IP, runs the
 /// request, finishes error bodies, sets `X-Request-Id`, records the metrics and logs the
 /// access line.
 pub async fn request_context(
@@ -146,20 +138,13 @@ pub async fn request_context(
         user_agent,
     });
 
-    let decision = match (state.rate_limiter(), client_ip) {
-        (Some(limiter), Some(ip)) => limiter.hit(ip, &path, bearer(req.headers())).await,
-        _ => None,
-    };
-    let response = match decision.as_ref().and_then(|d| d.rejected.as_ref()) {
-        Some(rejection) => {
-            METRICS
-                .rate_limit_rejections
-                .with_label_values(&[rejection.endpoint.as_str(), rejection.scope])
-                .inc();
-            too_many_requests().into_response()
-        }
-        None => next.run(req).await,
-    };
+    let response = next.run(req).await;
+    if let Some(refused) = response.extensions().get::<crate::rate_limit::Refused>() {
+        METRICS
+            .rate_limit_rejections
+            .with_label_values(&[refused.0.endpoint.as_str(), refused.0.scope])
+            .inc();
+    }
     let route = response
         .extensions()
         .get::<RouteTemplate>()
@@ -169,28 +154,12 @@ pub async fn request_context(
         .get::<ApiError>()
         .map(|e| e.code.to_string());
     let mut response = finish_error(response, &request_id);
-    if let Some(decision) = &decision {
-        for (name, value) in &decision.headers() {
-            response.headers_mut().insert(name.clone(), value.clone());
-        }
-    }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
     let status = response.status();
     let elapsed = started.elapsed();
-    // A refused request never reached routing: its route is its path only when that path
-    // is a configured endpoint (a fixed string), else "rate_limited".
-    let rejected_endpoint = decision
-        .as_ref()
-        .and_then(|d| d.rejected.as_ref())
-        .map(|r| r.endpoint.as_str());
-    let route_label = match (route.as_deref(), rejected_endpoint) {
-        (Some(route), _) => route,
-        (None, Some("global")) => "rate_limited",
-        (None, Some(endpoint)) => endpoint,
-        (None, None) => "unmatched",
-    };
+    let route_label = route.as_deref().unwrap_or("unmatched");
     record_metrics(&method, route_label, status, error_code, elapsed);
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     let client_ip = client_ip.map(|ip| ip.to_string());
@@ -206,15 +175,6 @@ pub async fn request_context(
         "request"
     );
     response
-}
-
-/// 429 in the error shape; the middleware adds `Retry-After` and the `RateLimit-*` headers.
-pub fn too_many_requests() -> ApiError {
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "RATE_LIMITED",
-        "Too many requests; retry after the time in Retry-After",
-    )
 }
 
 fn record_metrics(

@@ -24,7 +24,14 @@
 //! (logged): the request needs the same database anyway and will fail on its own.
 use crate::config::rate_limiting::{canonical_endpoint, Budget};
 use crate::config::{RateLimitConfig, RateLimitStore};
+use crate::error::ApiError;
+use crate::observability::{RequestContext, RouteTemplate};
+use crate::AppState;
+use axum::extract::{MatchedPath, OriginalUri, Request, State};
+use axum::http::{header, StatusCode};
 use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use deadpool_postgres::Pool;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
@@ -83,6 +90,74 @@ impl Decision {
         }
         h
     }
+}
+
+/// Marks a response the limiter refused, for the metrics (never the client's key).
+#[derive(Debug, Clone)]
+pub struct Refused(pub Rejection);
+
+/// 429 in the error shape; [`enforce`] adds `Retry-After` and the `RateLimit-*` headers.
+pub fn too_many_requests() -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "RATE_LIMITED",
+        "Too many requests; retry after the time in Retry-After",
+    )
+}
+
+/// The middleware: counts the request and refuses it (429) or runs it, adding the
+/// `RateLimit-*` headers either way.
+///
+/// Where it sits (see [`crate::app`]): inside the CORS layer, so a browser can read a 429
+/// (its CORS headers are added like any error's) and preflights are not counted; inside the
+/// request middleware, which gave it the client IP and turns the 429 into the error shape
+/// with the request id.
+pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (Some(limiter), Some(ip)) = (
+        state.rate_limiter(),
+        req.extensions()
+            .get::<RequestContext>()
+            .and_then(|c| c.client_ip),
+    ) else {
+        return next.run(req).await;
+    };
+    // The full path: nested routers see it with their prefix stripped.
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map(|u| u.0.path().to_owned())
+        .unwrap_or_else(|| req.uri().path().to_owned());
+    let token = bearer(req.headers()).map(str::to_owned);
+    let Some(decision) = limiter.hit(ip, &path, token.as_deref()).await else {
+        return next.run(req).await;
+    };
+    let mut response = match &decision.rejected {
+        Some(rejection) => {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|m| RouteTemplate(m.as_str().to_owned()));
+            let mut refused = too_many_requests().into_response();
+            refused.extensions_mut().insert(Refused(rejection.clone()));
+            if let Some(route) = route {
+                refused.extensions_mut().insert(route);
+            }
+            refused
+        }
+        None => next.run(req).await,
+    };
+    for (name, value) in &decision.headers() {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+/// The bearer token of a request for the per-user budget (the extractors check the header's
+/// form; here a malformed one just gets no per-user budget).
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// One budget window to check for a request.

@@ -400,3 +400,49 @@ async fn the_postgres_store_holds_one_limit_across_two_servers() {
         .await;
     assert!(err.is_err(), "anon called rate_limit_hit");
 }
+
+#[tokio::test]
+async fn a_browser_can_read_the_429_and_preflights_are_not_counted() {
+    let app = TestApp::start_with_server_keys(
+        "  cors: { allowed_origins: [\"https://app.example.com\"] }\n",
+        "rate_limiting:\n  endpoints:\n    /api/v1/auth/config: { per_hour: 2 }\n",
+    )
+    .await;
+    let origin = [("origin", "https://app.example.com")];
+    for _ in 0..3 {
+        let preflight = app
+            .request(
+                reqwest::Method::OPTIONS,
+                "/api/v1/auth/config",
+                None,
+                None,
+                &[
+                    ("origin", "https://app.example.com"),
+                    ("access-control-request-method", "GET"),
+                ],
+            )
+            .await;
+        assert!(preflight.status < 300, "{}", preflight.status);
+    }
+    for _ in 0..2 {
+        let r = get_with(&app, "/api/v1/auth/config", &origin).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let r = get_with(&app, "/api/v1/auth/config", &origin).await;
+    assert_429(&r);
+    assert_eq!(
+        r.headers
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://app.example.com"),
+        "{:?}",
+        r.headers
+    );
+    // The security headers are on it too.
+    assert_eq!(
+        r.headers
+            .get("x-content-type-options")
+            .and_then(|v| v.to_str().ok()),
+        Some("nosniff")
+    );
+}
