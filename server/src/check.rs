@@ -85,10 +85,15 @@ fn edge_items(config: &Config, out: &mut CheckOutcome) {
     let logging = &config.logging;
     match (&logging.audit_enabled, &logging.audit_log_file) {
         (true, Some(path)) => {
-            let writable = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path);
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).append(true);
+            #[cfg(unix)]
+            {
+                // As the server creates it: readable by its owner only.
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let writable = options.open(path);
             match writable {
                 Ok(_) => out.lines.push(format!(
                     "PASS  audit_log  security events are written to {}",
