@@ -3,14 +3,15 @@
 # Debian's PostgreSQL 15 (server and headers, and pgaudit, which the audit tests preload beside
 # fluxbase), libclang for pgrx's bindings, sudo (pgrx test uses it to run the test cluster as
 # `postgres`), curl and wrk (make bench's HTTP load), Node and npm (the postgrest-js suite),
-# and cargo-pgrx at the exact pgrx version.
+# prometheus (only its promtool: the metrics test runs `promtool check metrics`; the package's
+# service is not started), and cargo-pgrx at the exact pgrx version.
 set -euo pipefail
 PGRX_VERSION=0.18.0
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-packages=(postgresql-15 postgresql-server-dev-15 postgresql-contrib postgresql-15-pgaudit libclang-dev clang sudo python3 pkg-config curl wrk openssl)
+packages=(postgresql-15 postgresql-server-dev-15 postgresql-contrib postgresql-15-pgaudit libclang-dev clang sudo python3 pkg-config curl wrk openssl prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

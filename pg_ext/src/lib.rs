@@ -39,6 +39,7 @@ mod tests;
 mod tests_audit;
 mod tests_auth_kernel;
 mod tests_mfa;
+mod tests_rate_limit;
 mod tests_security_report;
 mod token_cache;
 
@@ -128,6 +129,16 @@ extension_sql_file!(
         claims::auth::role,
         claims::auth::session_id,
     ]
+);
+extension_sql_file!(
+    "../../sql/extension/65_rate_limit.sql",
+    name = "rate_limit",
+    requires = ["audit"]
+);
+extension_sql_file!(
+    "../../sql/extension/66_security_feed.sql",
+    name = "security_feed",
+    requires = ["rate_limit"]
 );
 extension_sql_file!(
     "../../sql/extension/90_grants.sql",

@@ -172,13 +172,16 @@ mod tests {
                 "{role}"
             );
         }
-        // USAGE on the fluxbase schema opens no other function in it.
+        // USAGE on the fluxbase schema opens no other function in it; the server's
+        // rate-limit counters and security-event feed are for the server's role alone.
         let open = Spi::get_one::<Vec<String>>(
             "SELECT coalesce(array_agg(p.oid::regprocedure::text), '{}') FROM pg_proc p \
              WHERE p.pronamespace = 'fluxbase'::regnamespace \
                AND p.oid <> 'fluxbase.security_report(text[])'::regprocedure \
                AND p.oid <> 'fluxbase.reset_session()'::regprocedure \
-               AND (has_function_privilege('fluxbase_authenticator', p.oid, 'EXECUTE') \
+               AND ((has_function_privilege('fluxbase_authenticator', p.oid, 'EXECUTE') \
+                     AND p.proname NOT IN ('rate_limit_hit', 'rate_limit_purge', \
+                                           'security_events_head', 'security_events_after')) \
                     OR has_function_privilege('service_role', p.oid, 'EXECUTE') \
                     OR has_function_privilege('anon', p.oid, 'EXECUTE') \
                     OR has_function_privilege('authenticated', p.oid, 'EXECUTE'))",

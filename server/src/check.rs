@@ -9,6 +9,10 @@
 //! `FAIL` with its reason; any `FAIL` makes the exit code non-zero. Warnings (likely
 //! mistakes, or choices that are fine only in some deployments, such as plain HTTP on
 //! loopback behind a proxy) are printed but do not fail.
+//!
+//! The edge items: rate limiting on (FAIL when off), the audit log on and its file writable
+//! (FAIL), the metrics listener off the public port (FAIL when it shares it; WARN when it
+//! listens on every interface or is off).
 use crate::config::SslMode;
 use crate::security_report::{fetch_security_report, Finding};
 use crate::{db, Config};
@@ -33,6 +37,7 @@ pub async fn run(config: &Config) -> CheckOutcome {
         failed: false,
     };
     config_checks(config, &mut out);
+    edge_items(config, &mut out);
     out.push_result(
         config.api.strict_rls,
         "api.strict_rls",
@@ -72,6 +77,68 @@ fn is_local_host(host: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The configuration-only items: rate limiting, the audit log, the metrics listener.
+fn edge_items(config: &Config, out: &mut CheckOutcome) {
+    let rl = &config.rate_limiting;
+    out.push_result(
+        rl.enabled,
+        "rate_limiting",
+        &format!(
+            "on ({:?} store; {}/min and {}/h per client, stricter budgets on the auth endpoints)",
+            rl.store, rl.per_minute, rl.per_hour
+        ),
+        "rate_limiting.enabled is false: nothing limits password guessing, sign-up spam or floods",
+    );
+    let logging = &config.logging;
+    match (&logging.audit_enabled, &logging.audit_log_file) {
+        (true, Some(path)) => {
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).append(true);
+            #[cfg(unix)]
+            {
+                // As the server creates it: readable by its owner only.
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let writable = options.open(path);
+            match writable {
+                Ok(_) => out.lines.push(format!(
+                    "PASS  audit_log  security events are written to {}",
+                    path.display()
+                )),
+                Err(e) => out.fail(
+                    "audit_log",
+                    &format!("logging.audit_log_file {} is not writable: {e}", path.display()),
+                ),
+            }
+        }
+        _ => out.fail(
+            "audit_log",
+            "logging.audit_enabled is false: sign-ins, lockouts and administrator actions leave no audit file",
+        ),
+    }
+    let m = &config.monitoring;
+    if !m.enabled {
+        out.lines
+            .push("WARN  monitoring  monitoring.enabled is false: no metrics".to_owned());
+    } else if m.port == config.server.port {
+        out.fail(
+            "monitoring",
+            "monitoring.port is the public server.port: metrics would be served to the public",
+        );
+    } else if matches!(m.host.as_str(), "0.0.0.0" | "::" | "[::]") {
+        out.lines.push(format!(
+            "WARN  monitoring  metrics listen on every interface ({}:{}); keep the port firewalled or use a private address",
+            m.host, m.port
+        ));
+    } else {
+        out.lines.push(format!(
+            "PASS  monitoring  metrics on {}:{}{}, apart from the public port {}",
+            m.host, m.port, m.path, config.server.port
+        ));
+    }
 }
 
 /// The items that need only the configuration.

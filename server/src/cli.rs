@@ -106,6 +106,28 @@ async fn serve_command(path: PathBuf) -> Result<(), String> {
         "http"
     };
     tracing::info!(address = %local, scheme, "fluxbase listening");
+    let monitoring = &config.monitoring;
+    if monitoring.enabled {
+        let metrics = tokio::net::TcpListener::bind((monitoring.host.as_str(), monitoring.port))
+            .await
+            .map_err(|e| {
+                format!(
+                    "monitoring: cannot listen on {}:{}: {e}",
+                    monitoring.host, monitoring.port
+                )
+            })?;
+        let metrics_addr = metrics.local_addr().map_err(|e| e.to_string())?;
+        if metrics_addr.port() == local.port() {
+            return Err("monitoring.port is the public port".to_owned());
+        }
+        tracing::info!(address = %metrics_addr, path = %monitoring.path, "metrics listening");
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(metrics, state).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     serve_with_shutdown(listener, state, shutdown_signal())
         .await
         .map_err(|e| e.to_string())

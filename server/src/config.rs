@@ -18,13 +18,21 @@ pub mod auth;
 pub mod database;
 pub mod edge;
 pub mod env;
+pub mod logging;
+pub mod monitoring;
+pub mod proxies;
+pub mod rate_limiting;
 pub mod secrets;
 pub mod sections;
 pub mod transport;
 pub use auth::{AuthConfig, PasswordResetConfig, SmtpConfig, SmtpTls};
 pub use database::{DatabaseConfig, SslMode};
 pub use edge::{CorsConfig, HstsConfig, SecurityConfig, SecurityHeadersConfig};
-pub use sections::{GraphqlConfig, LoggingConfig};
+pub use logging::LoggingConfig;
+pub use monitoring::MonitoringConfig;
+pub use proxies::TrustedProxies;
+pub use rate_limiting::{RateLimitConfig, RateLimitStore};
+pub use sections::GraphqlConfig;
 pub use transport::{TlsConfig, TlsVersion};
 
 /// Schemas that can never be exposed through the API, whatever the configuration says:
@@ -77,6 +85,10 @@ pub struct Config {
     #[serde(default)]
     pub security: SecurityConfig,
     #[serde(default)]
+    pub rate_limiting: RateLimitConfig,
+    #[serde(default)]
+    pub monitoring: MonitoringConfig,
+    #[serde(default)]
     pub logging: LoggingConfig,
     /// The secret keys written literally in the file rather than through `${VAR}`, `_FILE` or
     /// an environment override (`fluxbase check` fails on them).
@@ -119,6 +131,10 @@ pub struct ServerConfig {
     /// closes their connections.
     #[serde(default = "default_shutdown_timeout_seconds")]
     pub shutdown_timeout_seconds: u64,
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` name the client (CIDR list); none by
+    /// default, so the TCP peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for ServerConfig {
@@ -133,6 +149,7 @@ impl Default for ServerConfig {
             request_timeout_seconds: default_request_timeout_seconds(),
             header_timeout_seconds: default_header_timeout_seconds(),
             shutdown_timeout_seconds: default_shutdown_timeout_seconds(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -339,6 +356,8 @@ impl Config {
                 return invalid("api.exposed_schemas", format!("lists \"{schema}\" twice"));
             }
         }
+        self.rate_limiting.validate()?;
+        self.monitoring.validate(self.server.port)?;
         self.logging.validate()?;
         self.auth.validate()
     }

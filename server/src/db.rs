@@ -248,10 +248,13 @@ impl InTransaction {
         token_given: bool,
         request_id: &str,
     ) -> Result<InTransaction, ApiError> {
-        let client = pool
-            .get()
-            .await
-            .map_err(|e| from_pool_error(&e, token_given, request_id))?;
+        let waiting = std::time::Instant::now();
+        let got = pool.get().await;
+        crate::metrics::METRICS
+            .db_pool_wait
+            .with_label_values(&[if got.is_ok() { "ok" } else { "failed" }])
+            .observe(waiting.elapsed().as_secs_f64());
+        let client = got.map_err(|e| from_pool_error(&e, token_given, request_id))?;
         Ok(InTransaction {
             client: Some(client),
         })
@@ -334,6 +337,7 @@ pub async fn read_one(
     let token_given = token.is_some();
     let db_err = |e: tokio_postgres::Error| from_db_error(&e, token_given, request_id);
     let tx = InTransaction::checkout(pool, token_given, request_id).await?;
+    let started = std::time::Instant::now();
     let client = tx.client();
     // Cached after a connection's first request; no transaction is open yet, so a refused
     // statement (answered by PostgreSQL) leaves the connection fit for the pool.
@@ -368,6 +372,7 @@ pub async fn read_one(
         .and(row)
         .and_then(|row| ended.map(|()| row))
         .map_err(db_err);
+    observe_transaction(started, result.is_ok());
     result
 }
 
@@ -386,6 +391,7 @@ where
     let token_given = matches!(authenticate, Some(Some(_)));
     let db_err = |e: tokio_postgres::Error| from_db_error(&e, token_given, request_id);
     let tx = InTransaction::checkout(pool, token_given, request_id).await?;
+    let started = std::time::Instant::now();
     let client = tx.client();
     // Prepared before the transaction (cached after a connection's first request): it is sent
     // behind COMMIT/ROLLBACK below without waiting for their answer.
@@ -448,7 +454,16 @@ where
             })
         }
     };
+    observe_transaction(started, result.is_ok());
     result
+}
+
+/// Records a request transaction's time in the database (`committed`: it succeeded).
+fn observe_transaction(started: std::time::Instant, committed: bool) {
+    crate::metrics::METRICS
+        .db_transaction_duration
+        .with_label_values(&[if committed { "commit" } else { "rollback" }])
+        .observe(started.elapsed().as_secs_f64());
 }
 
 /// `SELECT 1` within `timeout` (connection included): the health check.

@@ -28,15 +28,19 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+pub mod audit_log;
 pub mod check;
 pub mod cli;
+pub mod client_ip;
 pub mod config;
 pub mod db;
 pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod mail;
+pub mod metrics;
 pub mod observability;
+pub mod rate_limit;
 pub mod rest;
 pub mod routes;
 pub mod security_report;
@@ -62,6 +66,8 @@ pub enum StartupError {
     Mail(#[from] mail::MailError),
     #[error("the database refused the auth: settings of the config: {0}")]
     Settings(String),
+    #[error("logging.audit_log_file: cannot open it: {0}")]
+    AuditLog(String),
 }
 
 /// Shared state of all requests: the configuration, the pool, the schema cache and the
@@ -78,6 +84,9 @@ struct StateInner {
     functions: Arc<FunctionCacheHandle>,
     /// `None` when `auth.smtp` is not configured.
     mailer: Option<mail::Mailer>,
+    /// `None` when `rate_limiting.enabled` is false.
+    rate_limiter: Option<Arc<rate_limit::RateLimiter>>,
+    audit: Arc<audit_log::AuditLog>,
 }
 
 impl AppState {
@@ -100,9 +109,14 @@ impl AppState {
             SchemaCache::default(),
             false,
         ));
+        let rate_limiter = rate_limit::RateLimiter::new(&config.rate_limiting, &pool);
+        let audit = audit_log::AuditLog::open(&config.logging)
+            .map_err(|e| StartupError::AuditLog(e.to_string()))?;
         Ok(AppState {
             inner: Arc::new(StateInner {
                 config: config.clone(),
+                rate_limiter,
+                audit,
                 pool,
                 schema,
                 functions: Arc::new(FunctionCacheHandle::new(
@@ -135,6 +149,15 @@ impl AppState {
     pub fn mailer(&self) -> Option<&mail::Mailer> {
         self.inner.mailer.as_ref()
     }
+
+    pub fn rate_limiter(&self) -> Option<&rate_limit::RateLimiter> {
+        self.inner.rate_limiter.as_deref()
+    }
+
+    /// The audit log (and the security alerts).
+    pub fn audit(&self) -> &audit_log::AuditLog {
+        &self.inner.audit
+    }
 }
 
 /// Builds the state for a real server: the pool, a first connection (so a wrong URL or
@@ -148,6 +171,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         .await
         .map_err(|e| StartupError::Connect(error_chain(&e)))?;
     apply_auth_settings(&client, config).await?;
+    check_server_functions(&client, config).await?;
     if config.auth.smtp.is_none() {
         tracing::warn!("auth.smtp is not configured: password-reset e-mails cannot be sent");
     }
@@ -182,7 +206,38 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         },
     );
     security_report::log_security_report(&client, &config.api.exposed_schemas).await;
+    audit_log::spawn_database_feed(&state.inner.audit, state.pool().clone());
     Ok(state)
+}
+
+/// With `rate_limiting.store: postgres` or the audit log on, the extension's functions for
+/// them must be there (an older extension lacks them): better to stop at start than to let
+/// every request through unlimited, or to write no administrator events.
+async fn check_server_functions(
+    client: &deadpool_postgres::Client,
+    config: &Config,
+) -> Result<(), StartupError> {
+    let limits = &config.rate_limiting;
+    if limits.enabled && limits.store == config::RateLimitStore::Postgres {
+        client
+            .execute(rate_limit::PURGE_SQL, &[])
+            .await
+            .map_err(|e| {
+                StartupError::Connect(format!(
+                    "rate_limiting.store is postgres, but fluxbase.rate_limit_purge() cannot run (is the extension up to date?): {}",
+                    error_chain(&e)
+                ))
+            })?;
+    }
+    if config.logging.audit_enabled {
+        client.execute(audit_log::HEAD_SQL, &[]).await.map_err(|e| {
+            StartupError::Connect(format!(
+                "logging.audit_enabled: fluxbase.security_events_head() cannot run (is the extension up to date?): {}",
+                error_chain(&e)
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// The SQL that writes the `auth:` rule keys to `auth.settings` (all or nothing). Runs as the
@@ -251,13 +306,23 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v1", routes::api_router())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
+        // Tells the request middleware which route template matched (metrics, access log).
+        .route_layer(axum::middleware::from_fn(observability::remember_route))
         // Inside the request middleware, so a panic's 500 still gets a request id.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             observability::panic_response,
+        ))
+        // Inside CORS (a browser can read the 429) and the request middleware (client IP,
+        // error shape); see `rate_limit::enforce`.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::enforce,
         ));
     // See `edge` for the order of the layers and why.
-    let router = edge::inner_layers(router, &config)
-        .layer(axum::middleware::from_fn(observability::request_context));
+    let router = edge::inner_layers(router, &config).layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        observability::request_context,
+    ));
     edge::outer_layers(router, &config).with_state(state)
 }
 

@@ -5,16 +5,23 @@
 //! in logs and error bodies, and a client-chosen value could forge or collide with another
 //! request's trail. Every request gets a fresh UUID v4, returned as `X-Request-Id`.
 //!
-//! What is logged: one JSON line per request with request_id, method, path (no query string:
-//! filter values can be personal data), status, latency_ms and the peer address. Never
-//! headers (Authorization), bodies, passwords or tokens.
+//! What is logged: one JSON line per request with request_id, method, route (the matched
+//! template), path (no query string: filter values can be personal data), status,
+//! latency_ms and the client IP. Never headers (Authorization, cookies), bodies, passwords,
+//! tokens or TOTP codes.
+//!
+//! This middleware also resolves the client IP (for the rate limits, [`crate::rate_limit`],
+//! whose 429 gets a request id and the error shape here like any error) and records the
+//! request metrics ([`crate::metrics`]).
 use crate::error::ApiError;
-use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use crate::metrics::METRICS;
+use crate::AppState;
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -23,10 +30,59 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub request_id: String,
-    /// The TCP peer. `X-Forwarded-For` is deliberately not trusted (no trusted-proxy setting
-    /// exists yet), so this is the only client address. `None` when served without a socket
-    /// (router tests).
+    /// The TCP peer. `None` when served without a socket (router tests).
     pub client_addr: Option<SocketAddr>,
+    /// The client: the peer, or what a `server.trusted_proxies` proxy recorded
+    /// ([`crate::client_ip`]). Lockouts, rate limits and the audit log key on this.
+    pub client_ip: Option<IpAddr>,
+    /// The `User-Agent` (at most 256 characters), for the audit log.
+    pub user_agent: Option<String>,
+}
+
+impl RequestContext {
+    /// A context without a socket (tests).
+    pub fn detached(request_id: &str) -> RequestContext {
+        RequestContext {
+            request_id: request_id.to_owned(),
+            client_addr: None,
+            client_ip: None,
+            user_agent: None,
+        }
+    }
+}
+
+/// The matched route template of a response (set by [`remember_route`]).
+#[derive(Debug, Clone)]
+pub struct RouteTemplate(pub String);
+
+/// Route layer: copies the matched route template into the response, where the outer
+/// request middleware (which runs before routing) can read it.
+pub async fn remember_route(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let mut response = next.run(req).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteTemplate(route));
+    }
+    response
+}
+
+/// Counts a request in flight until dropped (also when the client goes away mid-request).
+struct InFlight;
+
+impl InFlight {
+    fn start() -> InFlight {
+        METRICS.http_in_flight.inc();
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        METRICS.http_in_flight.dec();
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
@@ -46,40 +102,119 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
 #[derive(Debug, Clone, Copy)]
 pub struct KeepBody;
 
-/// The outermost middleware: assigns the request id, runs the request, finishes error
-/// bodies, sets `X-Request-Id` and logs the access line.
-pub async fn request_context(mut req: Request, next: Next) -> Response {
+/// The outermost middleware: assigns the request id, resolves the client IP, runs the
+/// request, finishes error bodies, sets `X-Request-Id`, records the metrics and logs the
+/// access line.
+pub async fn request_context(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
+    let _in_flight = InFlight::start();
     let request_id = uuid::Uuid::new_v4().to_string();
     let client_addr = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
+    let client_ip = client_addr.map(|a| {
+        crate::client_ip::resolve(
+            a.ip(),
+            req.headers(),
+            &state.config().server.trusted_proxies,
+        )
+    });
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(256).collect::<String>());
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     req.extensions_mut().insert(RequestContext {
         request_id: request_id.clone(),
         client_addr,
+        client_ip,
+        user_agent,
     });
 
-    let mut response = finish_error(next.run(req).await, &request_id);
+    let response = next.run(req).await;
+    if let Some(refused) = response.extensions().get::<crate::rate_limit::Refused>() {
+        METRICS
+            .rate_limit_rejections
+            .with_label_values(&[refused.0.endpoint.as_str(), refused.0.scope])
+            .inc();
+    }
+    let route = response
+        .extensions()
+        .get::<RouteTemplate>()
+        .map(|r| r.0.clone());
+    let error_code = response
+        .extensions()
+        .get::<ApiError>()
+        .map(|e| e.code.to_string());
+    let mut response = finish_error(response, &request_id);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
-    let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let client_ip = client_addr.map(|a| a.ip().to_string());
+    let status = response.status();
+    let elapsed = started.elapsed();
+    let route_label = route.as_deref().unwrap_or("unmatched");
+    record_metrics(&method, route_label, status, error_code, elapsed);
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    let client_ip = client_ip.map(|ip| ip.to_string());
     tracing::info!(
         target: "fluxbase::request",
         request_id = %request_id,
         method = %method,
+        route = route_label,
         path = %path,
-        status,
+        status = status.as_u16(),
         latency_ms,
         client_ip = client_ip.as_deref().unwrap_or(""),
         "request"
     );
     response
+}
+
+fn record_metrics(
+    method: &axum::http::Method,
+    route: &str,
+    status: StatusCode,
+    error_code: Option<String>,
+    elapsed: std::time::Duration,
+) {
+    // Only standard methods as labels: a client may send any token as a method.
+    let method = match *method {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::HEAD => "HEAD",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    };
+    let status_text = status.as_str();
+    let labels = [method, route, status_text];
+    METRICS.http_requests.with_label_values(&labels).inc();
+    METRICS
+        .http_duration
+        .with_label_values(&labels)
+        .observe(elapsed.as_secs_f64());
+    if status.is_client_error() || status.is_server_error() {
+        let code = error_code.unwrap_or_else(|| error_for_status(status).code.to_string());
+        METRICS
+            .http_errors
+            .with_label_values(&[route, status_text, code.as_str()])
+            .inc();
+    }
+    if let Some(endpoint) = crate::metrics::auth_endpoint(route) {
+        METRICS
+            .auth_attempts
+            .with_label_values(&[endpoint, crate::metrics::auth_outcome(status)])
+            .inc();
+    }
 }
 
 /// Renders an [`ApiError`] response with the request id, and replaces any other error
@@ -153,17 +288,39 @@ pub fn init_logging() {
     init_logging_at("info");
 }
 
-/// Installs the JSON log subscriber. The level is `logging.level`, unless `FLUXBASE_LOG` is set
-/// (a `tracing_subscriber::EnvFilter`, e.g. `info,fluxbase_server=debug`), which wins.
+/// Installs the JSON log subscriber on stdout. The level is `logging.level`, unless
+/// `FLUXBASE_LOG` is set (a `tracing_subscriber::EnvFilter`, e.g. `info,fluxbase_server=debug`),
+/// which wins.
 pub fn init_logging_at(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FLUXBASE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let filter = std::env::var("FLUXBASE_LOG").unwrap_or_else(|_| level.to_owned());
+    init_logging_with_writer(&filter, std::io::stdout);
+}
+/// Installs the JSON log subscriber writing to `writer`, at `filter` (EnvFilter syntax).
+/// Whatever the filter says, the database driver and the pool log at `info` at most: at
+/// `debug` tokio-postgres logs every statement *with its parameters*, which are passwords,
+/// tokens and TOTP codes on the auth routes.
+pub fn init_logging_with_writer<W>(filter: &str, writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    let mut filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for directive in [
+        "tokio_postgres=info",
+        "postgres_protocol=info",
+        "deadpool=info",
+    ] {
+        if let Ok(d) = directive.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     // try_init: a second call (tests) keeps the first subscriber instead of panicking.
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
         .with_current_span(false)
         .with_span_list(false)
+        .with_writer(writer)
         .try_init();
 }
 

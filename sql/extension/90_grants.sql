@@ -106,6 +106,18 @@ GRANT EXECUTE ON FUNCTION fluxbase.security_report(text[]) TO fluxbase_authentic
 REVOKE ALL ON FUNCTION fluxbase.reset_session() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fluxbase.reset_session() TO fluxbase_authenticator;
 COMMENT ON FUNCTION fluxbase.reset_session() IS 'Undo the session state a request could leave on a pooled connection (CLOSE ALL, role, RESET ALL, UNLISTEN *, advisory locks, DISCARD TEMP, DISCARD SEQUENCES) in one call; run by the server after every request.';
+-- The server's shared rate-limit counters and its security-event feed: the login role's
+-- group alone (not service_role: a token must not reset or read them). The table itself is
+-- reachable only through these functions.
+REVOKE ALL ON TABLE fluxbase.rate_limit_windows FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.rate_limit_hit(text, integer, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.rate_limit_purge() FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.security_events_head() FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.security_events_after(bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fluxbase.rate_limit_hit(text, integer, integer) TO fluxbase_authenticator;
+GRANT EXECUTE ON FUNCTION fluxbase.rate_limit_purge() TO fluxbase_authenticator;
+GRANT EXECUTE ON FUNCTION fluxbase.security_events_head() TO fluxbase_authenticator;
+GRANT EXECUTE ON FUNCTION fluxbase.security_events_after(bigint, integer) TO fluxbase_authenticator;
 -- The schema-change event trigger's function runs only as an event trigger.
 REVOKE ALL ON FUNCTION fluxbase.notify_schema_change() FROM PUBLIC;
 

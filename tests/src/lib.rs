@@ -86,6 +86,23 @@ pub struct TestApp {
     pub admin: Client,
     server: tokio::task::JoinHandle<()>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The running server's state (for a metrics listener, see [`TestApp::spawn_metrics`]).
+    pub state: fluxbase_server::AppState,
+    /// The YAML the server was started with (for [`TestApp::another_server`]).
+    pub yaml: String,
+}
+
+/// A second server (same database), stopped when dropped.
+pub struct Server {
+    pub base: String,
+    pub state: fluxbase_server::AppState,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
 }
 
 impl Drop for TestApp {
@@ -111,9 +128,22 @@ impl TestApp {
         TestApp::start_with("", extra).await
     }
 
+    /// As [`TestApp::start_with`], with `server_keys` as indented YAML lines (e.g.
+    /// `"  trusted_proxies: [\"127.0.0.1/32\"]\n"`).
+    pub async fn start_with_server_keys(server_keys: &str, extra: &str) -> TestApp {
+        let keys: String = server_keys
+            .lines()
+            .map(|line| format!("{}\n", line.strip_prefix("  ").unwrap_or(line)))
+            .collect();
+        TestApp::start_with(&keys, extra).await
+    }
+
     /// Starts with `server_keys` added to the generated `server:` section (one key per line,
     /// unindented, e.g. `max_body_bytes: 10`) and `extra` appended to the file. With
     /// `tls: { enabled: true, … }` the base URL is `https://127.0.0.1:<port>`.
+    /// Rate limiting is off unless `extra` has a `rate_limiting:` section: the suites send
+    /// many requests from one address (16 parallel sign-ins, …) that the default budgets would
+    /// refuse; `tests/tests/rate_limiting.rs` tests the limits themselves.
     pub async fn start_with(server_keys: &str, extra: &str) -> TestApp {
         let cluster = Cluster::from_env();
         let db = format!("t_{}", uuid::Uuid::new_v4().simple());
@@ -123,12 +153,17 @@ impl TestApp {
             .await
             .expect("clone the template database");
         let admin = cluster.admin(&db).await;
+        let limits = if extra.contains("rate_limiting:") {
+            ""
+        } else {
+            "rate_limiting: { enabled: false }\n"
+        };
         let server_keys: String = server_keys
             .lines()
             .map(|line| format!("  {line}\n"))
             .collect();
         let yaml = format!(
-            "server:\n  host: 127.0.0.1\n  port: 0\n{server_keys}database:\n  url: \"{}\"\n  max_connections: 4\n{extra}",
+            "server:\n  host: 127.0.0.1\n  port: 0\n{server_keys}database:\n  url: \"{}\"\n  max_connections: 4\n{limits}{extra}",
             cluster.server_url(&db)
         );
         let config =
@@ -137,7 +172,7 @@ impl TestApp {
             .await
             .expect("server state");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (base, server) = spawn_with_state_until(state, async move {
+        let (base, server) = spawn_with_state_until(state.clone(), async move {
             let _ = stopped.await;
         })
         .await;
@@ -149,7 +184,33 @@ impl TestApp {
             admin,
             server,
             shutdown: Some(stop),
+            state,
+            yaml,
         }
+    }
+
+    /// A second real server on the same database with the same configuration.
+    pub async fn another_server(&self) -> Server {
+        let (base, state, handle) = spawn_server_with_state(&self.yaml).await;
+        Server {
+            base,
+            state,
+            handle,
+        }
+    }
+
+    /// Starts the metrics listener of this server on a free port; returns its base URL.
+    /// The task ends with the test's runtime.
+    pub async fn spawn_metrics(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a free port");
+        let addr = listener.local_addr().expect("local addr");
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            let _ = fluxbase_server::metrics::serve(listener, state).await;
+        });
+        format!("http://{addr}")
     }
 
     /// Starts the server's graceful shutdown (what SIGTERM does).
@@ -346,12 +407,25 @@ pub async fn into_response(resp: reqwest::Response) -> Response {
 
 /// Starts the real server (the same code `fluxbase serve` runs) on a free port.
 pub async fn spawn_server(yaml: &str) -> (String, tokio::task::JoinHandle<()>) {
+    let (base, _, handle) = spawn_server_with_state(yaml).await;
+    (base, handle)
+}
+
+/// As [`spawn_server`], also returning the server's state.
+pub async fn spawn_server_with_state(
+    yaml: &str,
+) -> (
+    String,
+    fluxbase_server::AppState,
+    tokio::task::JoinHandle<()>,
+) {
     let config =
         fluxbase_server::config::Config::from_yaml_str(yaml).expect("test config is valid");
     let state = fluxbase_server::build_state(&config)
         .await
         .expect("server state");
-    spawn_with_state(state).await
+    let (base, handle) = spawn_with_state(state.clone()).await;
+    (base, state, handle)
 }
 
 /// Starts the real server with a pool that connects only on demand (for a dead database).

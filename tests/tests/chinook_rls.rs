@@ -50,7 +50,7 @@ impl Chinook {
             .expect("clone the Chinook template (scripts/test.sh makes it)");
         let admin = cluster.admin(&db).await;
         let yaml = format!(
-            "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"{}\"\n  max_connections: 4\n",
+            "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"{}\"\n  max_connections: 4\nrate_limiting: {{ enabled: false }}\n",
             cluster.server_url(&db)
         );
         let (base, server) = spawn_server(&yaml).await;

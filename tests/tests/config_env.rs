@@ -37,7 +37,9 @@ async fn the_password_from_a_file_and_overrides_from_the_environment() {
     let cluster = Cluster::from_env();
     let db = fresh_db(&cluster).await;
     let secret = secret_file(&cluster.server_password);
-    // No password and no body limit in the file; both come from the environment.
+    let audit_file = std::env::temp_dir().join(format!("fluxbase-audit-{db}.log"));
+    // No password and no body limit in the file; both come from the environment, and so do
+    // the audit log and a rate limit (`fluxbase check` fails while the audit log is off).
     let yaml = format!(
         "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"postgres://fluxbase_server@127.0.0.1:{}/{db}\"\n",
         cluster.port
@@ -49,11 +51,23 @@ async fn the_password_from_a_file_and_overrides_from_the_environment() {
             ("FLUXBASE_SERVER_MAX_BODY_BYTES", "200"),
             ("FLUXBASE_DATABASE_MAX_CONNECTIONS", "2"),
             ("FLUXBASE_TEST_STATE", "ignored: not config"),
+            ("FLUXBASE_LOGGING_AUDIT_ENABLED", "true"),
+            (
+                "FLUXBASE_LOGGING_AUDIT_LOG_FILE",
+                audit_file.to_str().unwrap(),
+            ),
+            ("FLUXBASE_RATE_LIMITING_PER_MINUTE", "100"),
         ]),
     )
     .expect("config");
     assert_eq!(config.server.max_body_bytes, 200);
     assert_eq!(config.database.max_connections, 2);
+    assert!(config.logging.audit_enabled);
+    assert_eq!(
+        config.logging.audit_log_file.as_deref(),
+        Some(audit_file.as_path())
+    );
+    assert_eq!(config.rate_limiting.per_minute, 100);
     assert!(config.inline_secrets.is_empty());
     let state = fluxbase_server::build_state(&config)
         .await
@@ -72,8 +86,9 @@ async fn the_password_from_a_file_and_overrides_from_the_environment() {
 
     // ${VAR} with only VAR_FILE set, and fluxbase check: the secrets item passes.
     let yaml = format!(
-        "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"postgres://fluxbase_server:${{DB_PASSWORD}}@127.0.0.1:{}/{db}\"\n",
-        cluster.port
+        "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"postgres://fluxbase_server:${{DB_PASSWORD}}@127.0.0.1:{}/{db}\"\nlogging: {{ audit_enabled: true, audit_log_file: \"{}\" }}\n",
+        cluster.port,
+        audit_file.display()
     );
     let config = Config::from_yaml_str_with_vars(
         &yaml,

@@ -162,9 +162,12 @@ async fn fluxbase_check_fails_on_an_unprotected_table_and_passes_once_fixed() {
         .await
         .unwrap();
     // The password through ${VAR}, as in production: a literal one fails the secrets item.
+    let audit_file = std::env::temp_dir().join(format!("fluxbase-check-{}.log", app.db));
     let yaml = format!(
-        "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"postgres://fluxbase_server:${{CHECK_DB_PASSWORD}}@127.0.0.1:{}/{}\"\n",
-        app.cluster.port, app.db
+        "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"postgres://fluxbase_server:${{CHECK_DB_PASSWORD}}@127.0.0.1:{}/{}\"\nlogging: {{ audit_enabled: true, audit_log_file: \"{}\" }}\n",
+        app.cluster.port,
+        app.db,
+        audit_file.display()
     );
     let config = fluxbase_server::Config::from_yaml_str_with_vars(
         &yaml,
@@ -202,6 +205,41 @@ async fn fluxbase_check_fails_on_an_unprotected_table_and_passes_once_fixed() {
         "{:#?}",
         outcome.lines
     );
+    // The edge items: all on here; pgaudit is not preloaded in the test cluster (WARN).
+    for item in [
+        "PASS  rate_limiting",
+        "PASS  audit_log",
+        "PASS  monitoring",
+        "WARN  pgaudit  pgaudit is not loaded",
+    ] {
+        assert!(
+            outcome.lines.iter().any(|l| l.starts_with(item)),
+            "{item}: {:#?}",
+            outcome.lines
+        );
+    }
+    // Rate limiting or the audit log off fails the check; metrics on every interface warn.
+    let off = format!(
+        "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"{}\"\nrate_limiting: {{ enabled: false }}\nmonitoring: {{ host: 0.0.0.0 }}\n",
+        app.cluster.server_url(&app.db)
+    );
+    let config = fluxbase_server::Config::from_yaml_str(&off).expect("config");
+    let outcome = fluxbase_server::check::run(&config).await;
+    assert!(outcome.failed);
+    for item in ["FAIL  rate_limiting", "FAIL  audit_log", "WARN  monitoring"] {
+        assert!(
+            outcome.lines.iter().any(|l| l.starts_with(item)),
+            "{item}: {:#?}",
+            outcome.lines
+        );
+    }
+    // Metrics on the public port are refused at start, naming the key.
+    let err = fluxbase_server::Config::from_yaml_str(&format!(
+        "server:\n  port: 8080\ndatabase:\n  url: \"{}\"\nmonitoring: {{ port: 8080 }}\n",
+        app.cluster.server_url(&app.db)
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("monitoring.port"), "{err}");
     // An unreachable database is a failure, not a pass.
     let yaml = "server:\n  host: 127.0.0.1\n  port: 0\ndatabase:\n  url: \"postgres://nobody:not-the-password@127.0.0.1:1/none\"\n";
     let config = fluxbase_server::Config::from_yaml_str(yaml).expect("config");

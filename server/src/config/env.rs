@@ -277,6 +277,17 @@ mod tests {
         );
         assert_eq!(s["SERVER_CORS_ALLOWED_ORIGINS"].kind, Kind::List);
         assert_eq!(s["AUTH_SMTP_PASSWORD"].kind, Kind::Text);
+        assert_eq!(
+            s["RATE_LIMITING_PER_USER_PER_MINUTE"].dotted(),
+            "rate_limiting.per_user.per_minute"
+        );
+        assert_eq!(s["MONITORING_PORT"].kind, Kind::Number);
+        assert_eq!(s["SERVER_TRUSTED_PROXIES"].kind, Kind::List);
+        assert_eq!(
+            s["LOGGING_ALERTS_FAILED_LOGINS_THRESHOLD"].dotted(),
+            "logging.alerts.failed_logins.threshold"
+        );
+        assert_eq!(s["LOGGING_AUDIT_ENABLED"].kind, Kind::Bool);
         assert!(s.len() > 50, "{}", s.len());
     }
 

@@ -4,7 +4,7 @@
 //! The secret and the codes are checked in the database (`auth.mfa_*`); the server only
 //! renders the enrolment URI as a QR code. Neither the secret, the URI, the QR code nor any
 //! code is ever logged.
-use super::{call_json, client_ip, refused};
+use super::{call_json, call_json_audited, client_ip, refused, AuditSpec};
 use crate::db::{with_request_tx, Access, TxError};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, BearerToken};
@@ -130,13 +130,18 @@ pub async fn enable(
     ApiJson(body): ApiJson<CodeBody>,
 ) -> Result<Response, ApiError> {
     let token = token.ok_or_else(ApiError::unauthorized)?;
-    call_json(
+    call_json_audited(
         &state,
         &ctx,
         Access::ReadWrite,
         Some(&token),
         MFA_ENABLE_SQL,
         &[&body.code],
+        AuditSpec {
+            event: "auth.2fa_enable",
+            token: Some(&token),
+            ..AuditSpec::default()
+        },
     )
     .await
 }
@@ -149,13 +154,18 @@ pub async fn disable(
     ApiJson(body): ApiJson<DisableBody>,
 ) -> Result<Response, ApiError> {
     let token = token.ok_or_else(ApiError::unauthorized)?;
-    call_json(
+    call_json_audited(
         &state,
         &ctx,
         Access::ReadWrite,
         Some(&token),
         MFA_DISABLE_SQL,
         &[&body.password, &body.code],
+        AuditSpec {
+            event: "auth.2fa_disable",
+            token: Some(&token),
+            ..AuditSpec::default()
+        },
     )
     .await
 }
@@ -188,13 +198,18 @@ pub async fn verify(
     ApiJson(body): ApiJson<VerifyBody>,
 ) -> Result<Response, ApiError> {
     let ip = client_ip(&ctx);
-    call_json(
+    call_json_audited(
         &state,
         &ctx,
         Access::ReadWrite,
         None,
         MFA_VERIFY_SQL,
         &[&body.mfa_token, &body.code, &ip],
+        AuditSpec {
+            event: "auth.login",
+            step: Some("2fa"),
+            ..AuditSpec::default()
+        },
     )
     .await
 }

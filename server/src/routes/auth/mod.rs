@@ -2,7 +2,8 @@
 //!
 //! The server only forwards: hashing, token signing, lockout and the "does this account
 //! exist" decisions all happen in the `auth.*` SQL functions, which return the JSON sent
-//! back. What the server adds: the client's IP (the TCP peer, never `X-Forwarded-For`), the
+//! back. What the server adds: the client's IP (the TCP peer; `X-Forwarded-For` only from a
+//! `server.trusted_proxies` proxy, see [`crate::client_ip`]), the
 //! QR code of a TOTP enrolment, the reset e-mail, and the mapping of failure objects.
 //!
 //! Which role calls what (sql/extension/90_grants.sql): the anonymous steps (sign-up,
@@ -59,7 +60,7 @@ pub fn router() -> Router<AppState> {
 /// the TCP peer, IPv4-mapped IPv6 written as IPv4 so lockout keys do not depend on the
 /// listening socket. `None` (SQL NULL) when there is no socket (router tests).
 pub fn client_ip(ctx: &RequestContext) -> Option<String> {
-    ctx.client_addr.map(|a| a.ip().to_canonical().to_string())
+    ctx.client_ip.map(|ip| ip.to_canonical().to_string())
 }
 
 /// Runs `sql` (one `SELECT auth.fn(…)::text`) in the request transaction and returns its
@@ -95,6 +96,113 @@ pub async fn call_json(
     json_outcome(ctx, text.ok_or_else(ApiError::internal)?)
 }
 
+/// What an auth handler tells the audit log about its request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditSpec<'a> {
+    /// `auth.login`, `auth.signup`, …
+    pub event: &'static str,
+    /// The e-mail the attempt named, if any.
+    pub email: Option<&'a str>,
+    /// The bearer token the request was authenticated with: on success the database has
+    /// verified it, so its `sub` is the actor.
+    pub token: Option<&'a str>,
+    /// `details.step` (e.g. `2fa` for the second sign-in step).
+    pub step: Option<&'static str>,
+}
+
+/// [`call_json`], and the outcome written to the audit log (with the user id of a token
+/// response as the actor).
+#[allow(clippy::too_many_arguments)]
+pub async fn call_json_audited(
+    state: &AppState,
+    ctx: &RequestContext,
+    access: Access,
+    token: Option<&str>,
+    sql: &'static str,
+    params: &[&(dyn ToSql + Sync)],
+    spec: AuditSpec<'_>,
+) -> Result<Response, ApiError> {
+    let text = call_text(state, ctx, access, token, sql, params).await;
+    let mut actor = None;
+    let mut outcome = None;
+    if let Ok(Some(text)) = &text {
+        if let Ok(value) = serde_json::from_str::<Value>(text) {
+            actor = value["user"]["id"].as_str().map(str::to_owned);
+            if value["requires_2fa"] == Value::Bool(true) {
+                outcome = Some("mfa_required");
+            } else if value["requires_password_change"] == Value::Bool(true) {
+                outcome = Some("password_change_required");
+            }
+        }
+    }
+    let result = text.and_then(|t| json_outcome(ctx, t.ok_or_else(ApiError::internal)?));
+    record_auth_event(state, ctx, spec, &result, actor, outcome);
+    result
+}
+
+/// Writes one HTTP auth event to the audit log. The outcome comes from the result: success
+/// (or `outcome` when given), `failure` (401), `rejected` (other 4xx), `error` (5xx).
+pub fn record_auth_event<T>(
+    state: &AppState,
+    ctx: &RequestContext,
+    spec: AuditSpec<'_>,
+    result: &Result<T, ApiError>,
+    actor: Option<String>,
+    outcome: Option<&'static str>,
+) {
+    let mut details = serde_json::Map::new();
+    if let Some(step) = spec.step {
+        details.insert("step".to_owned(), Value::from(step));
+    }
+    let outcome = match result {
+        Ok(_) => outcome.unwrap_or("success"),
+        Err(e) => {
+            details.insert("code".to_owned(), Value::from(e.code.as_ref()));
+            match e.status.as_u16() {
+                401 => "failure",
+                400..=499 => "rejected",
+                _ => "error",
+            }
+        }
+    };
+    let actor = actor.or_else(|| {
+        result
+            .is_ok()
+            .then(|| spec.token.and_then(verified_subject))
+            .flatten()
+    });
+    state.audit().record(crate::audit_log::AuditEvent {
+        event: spec.event.to_owned(),
+        outcome: outcome.to_owned(),
+        actor_id: actor,
+        email: spec.email.map(|e| {
+            e.trim()
+                .chars()
+                .take(320)
+                .collect::<String>()
+                .to_lowercase()
+        }),
+        ip: client_ip(ctx),
+        user_agent: ctx.user_agent.clone(),
+        request_id: Some(ctx.request_id.clone()),
+        source: "http",
+        details: Value::Object(details),
+        ..Default::default()
+    });
+}
+
+/// The `sub` of a token the database has just accepted (so its claims are verified; never
+/// call this on a token that was not).
+fn verified_subject(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims["sub"].as_str().map(str::to_owned)
+}
+
 /// The response for a function's (committed) JSON result: a failure object
 /// `{"error": {"code", "message"}}` becomes that error in the API shape; anything else is
 /// sent as it is with 200.
@@ -122,9 +230,11 @@ mod tests {
     use super::*;
 
     fn ctx(addr: Option<&str>) -> RequestContext {
+        let client_addr: Option<std::net::SocketAddr> = addr.map(|a| a.parse().unwrap());
         RequestContext {
-            request_id: "rid".to_owned(),
-            client_addr: addr.map(|a| a.parse().unwrap()),
+            client_addr,
+            client_ip: client_addr.map(|a| a.ip()),
+            ..RequestContext::detached("rid")
         }
     }
 

@@ -5,7 +5,7 @@
 //! fixed 200 for every address, does the same database work up to the token, and sends the
 //! e-mail from a background task so the answer's timing does not depend on it. Only a bad
 //! `redirect_to` is refused (400), and that is decided before touching the database.
-use super::{call_json, client_ip};
+use super::{call_json, call_json_audited, client_ip, record_auth_event, AuditSpec};
 use crate::config::PasswordResetConfig;
 use crate::db::{with_server_tx, Access};
 use crate::error::ApiError;
@@ -92,6 +92,22 @@ pub async fn request_reset(
             None
         }
     };
+    let spec = AuditSpec {
+        event: "auth.password_reset",
+        email: Some(&email),
+        step: Some("request"),
+        ..AuditSpec::default()
+    };
+    // "requested" whether or not the address has an account: the file is for the operator,
+    // but the request's outcome is the same either way (the database's own event says more).
+    record_auth_event(
+        &state,
+        &ctx,
+        spec,
+        &Ok::<(), ApiError>(()),
+        None,
+        Some("requested"),
+    );
     if let Some((token, address)) = created {
         let base = redirect.or(reset_config.base_url.as_deref());
         send_reset_mail(&state, &ctx, address, base, &token);
@@ -139,13 +155,18 @@ pub async fn confirm_reset(
     ApiJson(body): ApiJson<ResetConfirmBody>,
 ) -> Result<Response, ApiError> {
     let ip = client_ip(&ctx);
-    call_json(
+    call_json_audited(
         &state,
         &ctx,
         Access::ReadWrite,
         None,
         RESET_PASSWORD_SQL,
         &[&body.token, &body.new_password, &ip],
+        AuditSpec {
+            event: "auth.password_reset",
+            step: Some("confirm"),
+            ..AuditSpec::default()
+        },
     )
     .await
 }

@@ -1,5 +1,7 @@
 //! Sign-up, sign-in, refresh, sign-out, the current user and the public auth config.
-use super::{call_json, call_text, client_ip, json_outcome};
+use super::{
+    call_json, call_json_audited, call_text, client_ip, json_outcome, record_auth_event, AuditSpec,
+};
 use crate::db::{with_request_tx, Access};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, BearerToken, OptionalJson, RawJson};
@@ -60,13 +62,18 @@ pub async fn sign_up(
 ) -> Result<Response, ApiError> {
     let metadata = body.user_metadata.as_ref().map(Value::to_string);
     let ip = client_ip(&ctx);
-    call_json(
+    call_json_audited(
         &state,
         &ctx,
         Access::ReadWrite,
         None,
         SIGN_UP_SQL,
         &[&body.email, &body.password, &metadata, &ip],
+        AuditSpec {
+            event: "auth.signup",
+            email: body.email.as_deref(),
+            ..AuditSpec::default()
+        },
     )
     .await
 }
@@ -82,13 +89,18 @@ pub async fn sign_in(
     ApiJson(body): ApiJson<SignInBody>,
 ) -> Result<Response, ApiError> {
     let ip = client_ip(&ctx);
-    call_json(
+    call_json_audited(
         &state,
         &ctx,
         Access::ReadWrite,
         None,
         SIGN_IN_SQL,
         &[&body.email, &body.password, &ip],
+        AuditSpec {
+            event: "auth.login",
+            email: body.email.as_deref(),
+            ..AuditSpec::default()
+        },
     )
     .await
 }
@@ -101,13 +113,17 @@ pub async fn refresh(
     ApiJson(body): ApiJson<RefreshBody>,
 ) -> Result<Response, ApiError> {
     let ip = client_ip(&ctx);
-    call_json(
+    call_json_audited(
         &state,
         &ctx,
         Access::ReadWrite,
         None,
         REFRESH_SQL,
         &[&body.refresh_token, &ip],
+        AuditSpec {
+            event: "auth.refresh",
+            ..AuditSpec::default()
+        },
     )
     .await
 }
@@ -124,7 +140,7 @@ pub async fn sign_out(
 ) -> Result<Response, ApiError> {
     let token = token.ok_or_else(ApiError::unauthorized)?;
     let scope = sign_out_scope(query.as_deref(), body)?;
-    with_request_tx(
+    let result = with_request_tx(
         state.pool(),
         Access::ReadWrite,
         Some(&token),
@@ -135,7 +151,14 @@ pub async fn sign_out(
             Ok(())
         },
     )
-    .await?;
+    .await;
+    let spec = AuditSpec {
+        event: "auth.logout",
+        token: Some(&token),
+        ..AuditSpec::default()
+    };
+    record_auth_event(&state, &ctx, spec, &result, None, None);
+    result?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
