@@ -117,6 +117,54 @@ mod tests {
     }
 
     #[pg_test]
+    fn common_secret_names_are_recognised_and_ordinary_ones_are_not() {
+        for name in [
+            "Password",
+            "user_password",
+            "passwordhash",
+            "passwd",
+            "pwd",
+            "Token",
+            "refresh_token",
+            "totp_secret",
+            "secretkey",
+            "client_secret",
+            "api_key",
+            "apikey",
+            "private_key",
+            "access_key",
+            "otp_code",
+            "pin",
+            "password_hash",
+            "hash",
+        ] {
+            assert_eq!(
+                Spi::get_one::<bool>(&format!("SELECT audit.is_secret_column('{name}')")).unwrap(),
+                Some(true),
+                "{name}"
+            );
+        }
+        for name in [
+            "title",
+            "body",
+            "email",
+            "sort_key",
+            "keyboard",
+            "hashtag",
+            "spinner",
+            "tokenizer_name",
+            "opinion",
+            "created_at",
+        ] {
+            assert_eq!(
+                Spi::get_one::<bool>(&format!("SELECT audit.is_secret_column('{name}')")).unwrap(),
+                Some(false),
+                "{name}"
+            );
+        }
+    }
+
+    #[pg_test]
     fn allow_and_deny_lists_and_operation_choice() {
         run("CREATE TABLE public.people (id int PRIMARY KEY, name text, email text, notes text, password text)");
         run("SELECT audit.enable('public.people', 'INSERT,DELETE', include_columns => '{id,name,password}')");
@@ -245,6 +293,39 @@ mod tests {
         assert_eq!(sqlstate("SELECT audit.enable('audit.tracked')"), "42809");
         assert_eq!(sqlstate("SELECT audit.enable('public.missing')"), "42P01");
         assert_eq!(sqlstate("SELECT audit.purge('-1 day')"), "22023");
+    }
+
+    #[pg_test]
+    fn partitions_and_inheritance_are_refused_now_and_later() {
+        // A write straight to a partition or child would not fire the parent's statement
+        // triggers, so such tables are never tracked, and a tracked one cannot join a hierarchy.
+        run("CREATE TABLE public.pt (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)");
+        run("CREATE TABLE public.pt1 PARTITION OF public.pt FOR VALUES FROM (0) TO (100)");
+        run("CREATE TABLE public.par (id int PRIMARY KEY, v text)");
+        run("CREATE TABLE public.kid () INHERITS (public.par)");
+        for table in ["public.pt", "public.pt1", "public.par", "public.kid"] {
+            assert_eq!(
+                sqlstate(&format!("SELECT audit.enable('{table}')")),
+                "0A000",
+                "{table}"
+            );
+        }
+        run("CREATE TABLE public.plain (id int PRIMARY KEY, v text)");
+        run("SELECT audit.enable('public.plain')");
+        assert_eq!(
+            sqlstate("CREATE TABLE public.plain_kid () INHERITS (public.plain)"),
+            "0A000"
+        );
+        run("CREATE TABLE public.loose (id int PRIMARY KEY, v text)");
+        assert_eq!(
+            sqlstate("ALTER TABLE public.loose INHERIT public.plain"),
+            "0A000"
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'public.plain'::regclass"),
+            0
+        );
+        assert_eq!(count("SELECT count(*) FROM audit.tables"), 1);
     }
 
     #[pg_test]

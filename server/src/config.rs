@@ -30,7 +30,7 @@ pub use database::{DatabaseConfig, SslMode};
 pub use edge::{CorsConfig, HstsConfig, SecurityConfig, SecurityHeadersConfig};
 pub use logging::LoggingConfig;
 pub use monitoring::MonitoringConfig;
-pub use proxies::TrustedProxies;
+pub use proxies::{ForwardedHeader, TrustedProxies};
 pub use rate_limiting::{RateLimitConfig, RateLimitStore};
 pub use sections::GraphqlConfig;
 pub use transport::{TlsConfig, TlsVersion};
@@ -135,6 +135,10 @@ pub struct ServerConfig {
     /// default, so the TCP peer is the client.
     #[serde(default)]
     pub trusted_proxies: TrustedProxies,
+    /// Which header the trusted proxies write: `x-forwarded-for` (default) or `forwarded`;
+    /// the other one is ignored (see `config/proxies.rs`).
+    #[serde(default)]
+    pub forwarded_header: ForwardedHeader,
 }
 
 impl Default for ServerConfig {
@@ -150,6 +154,7 @@ impl Default for ServerConfig {
             header_timeout_seconds: default_header_timeout_seconds(),
             shutdown_timeout_seconds: default_shutdown_timeout_seconds(),
             trusted_proxies: TrustedProxies::default(),
+            forwarded_header: ForwardedHeader::default(),
         }
     }
 }

@@ -68,14 +68,33 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// `text` with every backtick-quoted value serde put in it left out.
+fn without_quoted_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quoted = false;
+    for c in text.chars() {
+        if c == '`' {
+            if !quoted {
+                out.push_str("a value");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Maps axum's JSON rejections to the error shape.
 pub fn json_rejection(rejection: &JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(e) => {
-            // The inner serde error names the field (`email: invalid type …`) and never
-            // anything but the client's own input.
+            // The inner serde error names the field (`email: invalid type …`); the values it
+            // quotes in backticks (`integer \`987654321\``) are the client's input, which may
+            // be a password sent with the wrong type: they are never echoed (a response body
+            // can end up in a proxy's or client's log).
             let detail = std::error::Error::source(e)
-                .map(|s| s.to_string())
+                .map(|s| without_quoted_values(&s.to_string()))
                 .unwrap_or_default();
             ApiError::bad_request(
                 "VALIDATION_ERROR",
@@ -212,6 +231,25 @@ mod tests {
             h.append(AUTHORIZATION, HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn a_body_of_the_wrong_type_is_refused_without_echoing_its_values() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct SignIn {
+            email: String,
+            password: String,
+        }
+        let err =
+            serde_path_to_error::deserialize::<_, SignIn>(&mut serde_json::Deserializer::from_str(
+                r#"{"email": "a@example.com", "password": 987654321123}"#,
+            ))
+            .unwrap_err();
+        let shown = without_quoted_values(&err.to_string());
+        assert!(!shown.contains("987654321123"), "{shown}");
+        assert!(shown.contains("password"), "{shown}");
+        assert_eq!(without_quoted_values("a `b` c `d`"), "a a value c a value");
     }
 
     #[test]

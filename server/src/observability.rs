@@ -122,6 +122,7 @@ pub async fn request_context(
             a.ip(),
             req.headers(),
             &state.config().server.trusted_proxies,
+            state.config().server.forwarded_header,
         )
     });
     let user_agent = req

@@ -201,13 +201,19 @@ COMMENT ON FUNCTION audit.require_superuser(text) IS 'Internal: raise 42501 unle
 -- What is tracked
 -- ---------------------------------------------------------------------------------------
 
--- Columns whose names say they hold a secret: password, token, secret, and *_password,
--- *_token, *_secret, *_hash. Excluded unless an allow-list names them.
+-- Columns whose names say they hold a secret, excluded unless an allow-list names them (a value
+-- copied into the append-only log can only be removed by a superuser, so err on leaving out):
+-- anything containing password, passwd or secret (passwordhash, client_secret, secretkey); the
+-- words pwd, token, otp, totp, pin, hash as a whole name part (refresh_token, otp_code, pin);
+-- and keys: api_key, apikey, private_key, secret_key, access_key, signing_key, encryption_key,
+-- session_key.
 CREATE FUNCTION audit.is_secret_column(name text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT name ~* '^(password|token|secret)$|_(password|token|secret|hash)$'
+  SELECT name ~* 'password|passwd|secret'
+      OR name ~* '(^|_)(pwd|token|otp|totp|pin|hash)(_|$)'
+      OR name ~* '(^|_)(api|private|secret|access|signing|encryption|session)_?key(_|$)'
 $$;
-COMMENT ON FUNCTION audit.is_secret_column(text) IS 'Whether a column name looks like a secret (password, token, secret, *_password, *_token, *_secret, *_hash): excluded from audit rows by default.';
+COMMENT ON FUNCTION audit.is_secret_column(text) IS 'Whether a column name looks like a secret (containing password/passwd/secret; pwd, token, otp, totp, pin or hash as a name part; api/private/secret/access/signing/encryption/session key): excluded from audit rows by default.';
 
 -- The tracked tables and how (the source of truth; audit.tables is the view to read).
 CREATE TABLE audit.tracked (
@@ -310,6 +316,17 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION audit.unsafe_json_casts() IS 'Casts to json/jsonb whose function a non-superuser owns (they would run as a superuser inside audit triggers), or NULL.';
 
+-- Whether a table takes part in partitioning or inheritance: partitioned itself, a partition, a
+-- parent or a child. Statement triggers fire only for the table a statement names, so a write
+-- straight to a partition or child would bypass the parent's audit triggers: such tables are
+-- not tracked, and a tracked table cannot join a hierarchy later (audit.on_ddl_command_end).
+CREATE FUNCTION audit.in_hierarchy(relid oid) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT EXISTS (SELECT FROM pg_class c WHERE c.oid = relid AND (c.relkind = 'p' OR c.relispartition))
+      OR EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = relid OR i.inhparent = relid)
+$$;
+COMMENT ON FUNCTION audit.in_hierarchy(oid) IS 'Whether a table is partitioned, a partition, or a parent or child in an inheritance hierarchy (such tables cannot be tracked).';
+
 -- Whether every audit trigger of a tracked table is in place, unchanged and firing always.
 CREATE FUNCTION audit.tracking_intact(relid oid, operations text[]) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -372,6 +389,10 @@ BEGIN
   SELECT c.relkind, c.relnamespace INTO kind, schema_oid FROM pg_class c WHERE c.oid = target;
   IF kind IS NULL OR kind NOT IN ('r', 'p') THEN
     RAISE EXCEPTION '% is not a table: only tables can be audited', target USING ERRCODE = '42809';
+  END IF;
+  IF audit.in_hierarchy(target) THEN
+    RAISE EXCEPTION '% is partitioned, a partition, or in an inheritance hierarchy: only plain tables can be audited (a write to a partition or child would not fire the parent''s triggers)', target
+      USING ERRCODE = '0A000';
   END IF;
   IF schema_oid = 'audit'::regnamespace THEN
     RAISE EXCEPTION 'the audit schema''s own tables cannot be tracked' USING ERRCODE = '42809';
@@ -639,6 +660,7 @@ CREATE FUNCTION audit.on_ddl_command_end() RETURNS event_trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   tampered text;
+  joined text;
 BEGIN
   SELECT string_agg(t.relid::regclass::text, ', ' ORDER BY t.relid) INTO tampered
   FROM audit.tracked t
@@ -646,6 +668,13 @@ BEGIN
   IF tampered IS NOT NULL AND NOT fluxbase.audit_caller_is_superuser() THEN
     RAISE EXCEPTION 'the audit triggers of % can only be changed by a superuser (audit.disable)', tampered
       USING ERRCODE = '42501';
+  END IF;
+  SELECT string_agg(t.relid::regclass::text, ', ' ORDER BY t.relid) INTO joined
+  FROM audit.tracked t
+  WHERE EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid) AND audit.in_hierarchy(t.relid);
+  IF joined IS NOT NULL THEN
+    RAISE EXCEPTION 'the audited table % cannot be partitioned or take part in inheritance (writes to a partition or child would not be audited); audit.disable it first', joined
+      USING ERRCODE = '0A000';
   END IF;
   IF NOT fluxbase.audit_caller_is_superuser() AND EXISTS (SELECT FROM audit.tracked)
      AND audit.unsafe_json_casts() IS NOT NULL THEN

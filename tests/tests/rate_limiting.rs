@@ -192,20 +192,31 @@ async fn forwarded_for_from_a_trusted_proxy_is_the_key_right_most_untrusted_hop(
     assert_eq!(header(&other, "ratelimit-remaining"), Some(2));
     let direct = app.get("/api/v1/auth/config", None).await;
     assert_eq!(direct.status, 200, "{}", direct.text);
-    // RFC 7239 Forwarded is read too.
-    let fwd = get_with(
+    // Only X-Forwarded-For (the default server.forwarded_header) is read: a Forwarded header
+    // the client sent through the proxy does not pick the key.
+    let forged = get_with(
         &app,
         "/api/v1/auth/config",
-        &[("forwarded", "for=\"[2001:db8::5]:4711\"")],
+        &[
+            ("forwarded", "for=9.9.8.1"),
+            ("x-forwarded-for", "198.51.100.2"),
+        ],
     )
     .await;
-    assert_eq!(fwd.status, 200);
-    assert_eq!(header(&fwd, "ratelimit-remaining"), Some(2));
+    assert_eq!(forged.status, 200);
+    assert_eq!(header(&forged, "ratelimit-remaining"), Some(1));
     // An IPv6 client is one key for its whole /64: another address in it shares the budget.
+    let v6 = get_with(
+        &app,
+        "/api/v1/auth/config",
+        &[("x-forwarded-for", "2001:db8::5")],
+    )
+    .await;
+    assert_eq!(header(&v6, "ratelimit-remaining"), Some(2));
     let same_64 = get_with(
         &app,
         "/api/v1/auth/config",
-        &[("forwarded", "for=\"[2001:db8::6]\"")],
+        &[("x-forwarded-for", "2001:db8::6")],
     )
     .await;
     assert_eq!(header(&same_64, "ratelimit-remaining"), Some(1));
@@ -231,6 +242,33 @@ async fn forwarded_for_from_a_trusted_proxy_is_the_key_right_most_untrusted_hop(
         .unwrap()
         .get(0);
     assert_eq!(ip, "198.51.100.9");
+}
+
+#[tokio::test]
+async fn with_forwarded_header_forwarded_only_rfc_7239_is_read() {
+    let app = TestApp::start_with_server_keys(
+        "  trusted_proxies: [\"127.0.0.1/32\"]\n  forwarded_header: forwarded\n",
+        "rate_limiting:\n  endpoints:\n    /api/v1/auth/config: { per_hour: 3 }\n",
+    )
+    .await;
+    let first = get_with(
+        &app,
+        "/api/v1/auth/config",
+        &[("forwarded", "for=\"[2001:db8::5]:4711\"")],
+    )
+    .await;
+    assert_eq!(header(&first, "ratelimit-remaining"), Some(2));
+    // The same client with a made-up X-Forwarded-For: still its Forwarded address.
+    let second = get_with(
+        &app,
+        "/api/v1/auth/config",
+        &[
+            ("forwarded", "for=\"[2001:db8::5]:4711\""),
+            ("x-forwarded-for", "203.0.113.9"),
+        ],
+    )
+    .await;
+    assert_eq!(header(&second, "ratelimit-remaining"), Some(1));
 }
 
 #[tokio::test]

@@ -1,6 +1,19 @@
-//! `server.trusted_proxies`: the networks whose `X-Forwarded-For` / `Forwarded` headers are
-//! believed (see [`crate::client_ip`]). Empty by default: the TCP peer is the client.
+//! `server.trusted_proxies`: the networks whose `X-Forwarded-For` (or, with
+//! `server.forwarded_header: forwarded`, `Forwarded`) header is believed (see
+//! [`crate::client_ip`]). Empty by default: the TCP peer is the client.
 use serde::{Deserialize, Deserializer};
+
+/// `server.forwarded_header`: the one header the trusted proxies write. Only that one is read:
+/// a proxy that appends to `X-Forwarded-For` usually passes a client's own `Forwarded` through
+/// untouched (and the other way round), so believing both would let a client pick its address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=…`.
+    Forwarded,
+}
 use std::net::IpAddr;
 
 /// A list of networks (`10.0.0.0/8`, `2001:db8::/32`, or a bare address for one host).
@@ -28,6 +41,14 @@ pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
             return Err(format!(
                 "\"{text}\" has host bits set (did you mean {}?)",
                 net.trunc()
+            ));
+        }
+        // A proxy network as wide as 0.0.0.0/0 would let every client name its own address
+        // (and so pick its rate-limit and lockout key): no proxy fleet is wider than a /8.
+        let widest = if net.addr().is_ipv4() { 8 } else { 32 };
+        if net.prefix_len() < widest {
+            return Err(format!(
+                "\"{text}\" is wider than /{widest}: every client would be trusted to name its own address"
             ));
         }
         return Ok(net);
