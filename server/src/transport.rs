@@ -1,4 +1,4 @@
-//! The accept loop: TCP (or TLS) connections served by hyper with HTTP/1.1 and HTTP/2, with
+//! The accept loop: TCP (or TLS) connections served by hyper with HTTP/1.1 (and HTTP/2 over TLS), with
 //! the connection-level limits the router cannot apply, and a graceful shutdown.
 //!
 //! Why our own loop instead of `axum::serve`: axum's has no header read timeout, no TLS and
@@ -67,6 +67,10 @@ pub async fn serve_with_shutdown(
         // An HTTP/2 peer that stops answering pings is dropped.
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
+    // Plain-text connections speak HTTP/1.1 only: HTTP/2 is offered over TLS (ALPN), as
+    // browsers use it; h2c by prior knowledge would bypass the idle and header deadlines that
+    // guard HTTP/1.1 connections, and no client needs it.
+    let plain_builder = Arc::new(builder.clone().http1_only());
     let builder = Arc::new(builder);
     let app = crate::app(state);
     let graceful = GracefulShutdown::new();
@@ -96,13 +100,14 @@ pub async fn serve_with_shutdown(
             app.clone().oneshot(request)
         });
         let builder = builder.clone();
+        let plain_builder = plain_builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
         connections.spawn(async move {
             let result = match tls {
                 None => {
                     let stream = FirstByteDeadline::new(stream, header_timeout);
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let conn = plain_builder.serve_connection(TokioIo::new(stream), service);
                     watcher.watch(conn.into_owned()).await
                 }
                 Some(acceptor) => {

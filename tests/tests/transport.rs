@@ -342,15 +342,18 @@ async fn security_headers_on_404_and_500_and_no_hsts_without_tls() {
     assert_error_shape(&r);
     assert_security_headers(&r.headers, "404");
     assert!(r.headers.get("strict-transport-security").is_none());
-    // HTTP/2 without TLS, by prior knowledge (h2c): the same answers.
+    // HTTP/2 is offered over TLS only: an h2c (prior knowledge) client gets no HTTP/2 answer.
     let h2c = reqwest::Client::builder()
         .http2_prior_knowledge()
         .build()
         .unwrap();
-    let r = h2c.get(app.url("/health")).send().await.unwrap();
-    assert_eq!(r.version(), reqwest::Version::HTTP_2);
-    assert_eq!(r.status(), 200);
-    assert_security_headers(r.headers(), "h2c /health");
+    let attempt = h2c.get(app.url("/health")).send().await;
+    assert!(
+        attempt
+            .as_ref()
+            .map_or(true, |r| r.version() != reqwest::Version::HTTP_2),
+        "{attempt:?}"
+    );
     app.admin
         .batch_execute(
             "CREATE FUNCTION public.broken() RETURNS int LANGUAGE plpgsql
