@@ -20,20 +20,27 @@ tps() { sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1; }
 run() { # script, commit mode -> tps; then empties the table written (not the audit log)
   PGOPTIONS="-c synchronous_commit=$2" "$PGBENCH" -h "$socket" -p "$port" -U postgres -n -M prepared \
     -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" -f "bench/$1.pgbench" "$DB" 2>/dev/null | tps
-  scripts/cluster.sh psql "$STATE" "$DB" -c "TRUNCATE public.bench_${1##*_}" >/dev/null
+  local written="public.bench_${1##*_}"
+  [ "${1##*_}" = floor ] && written="$written, public.bench_floor_log"
+  scripts/cluster.sh psql "$STATE" "$DB" -c "TRUNCATE $written" >/dev/null
 }
-measure() { # shape, commit mode -> prints a line
-  local p1 a1 p2 a2
+measure() { # shape, commit mode -> prints a line (single rows: and the floor's)
+  local p1 a1 p2 a2 f1=0 f2=0
   p1=$(run "audit_insert_${1}_plain" "$2"); a1=$(run "audit_insert_${1}_audited" "$2")
+  [ "$1" = one ] && f1=$(run "audit_insert_one_floor" "$2")
   p2=$(run "audit_insert_${1}_plain" "$2"); a2=$(run "audit_insert_${1}_audited" "$2")
-  python3 - "$1" "$2" "$p1" "$a1" "$p2" "$a2" <<'PY'
+  [ "$1" = one ] && f2=$(run "audit_insert_one_floor" "$2")
+  python3 - "$1" "$2" "$p1" "$a1" "$p2" "$a2" "$f1" "$f2" <<'PY'
 import sys
-shape, mode, p1, a1, p2, a2 = sys.argv[1], sys.argv[2], *map(float, sys.argv[3:])
-plain, audited = (p1 + p2) / 2, (a1 + a2) / 2
+shape, mode, p1, a1, p2, a2, f1, f2 = sys.argv[1], sys.argv[2], *map(float, sys.argv[3:])
+plain, audited, floor = (p1 + p2) / 2, (a1 + a2) / 2, (f1 + f2) / 2
 rows = 1 if shape == "one" else 100
 target = "  (target >= 0.75)" if shape == "one" and mode == "on" else ""
 print(f"     {rows:>3}-row inserts, synchronous_commit={mode:<3}: no audit {plain:8.0f} tps, audit on {audited:8.0f} tps"
       f" ({audited * rows:8.0f} audit rows/s); ratio {audited / plain:.2f}{target}")
+if floor:
+    print(f"         floor, the same audit row written by plain SQL in the same statement (no trigger): {floor:8.0f} tps;"
+          f" ratio {floor / plain:.2f}")
 PY
 }
 

@@ -9,3 +9,12 @@ CREATE TABLE public.bench_plain (
 );
 CREATE TABLE public.bench_audited (LIKE public.bench_plain INCLUDING ALL);
 SELECT audit.enable('public.bench_audited');
+
+-- The floor beside them: the audit row's storage alone. bench_floor gets, in the same statement
+-- as its own row, a row of audit.log's shape, size and indexes written into bench_floor_log (a
+-- copy of audit.log: partitioned the same way, the same indexes) by plain SQL, with no trigger,
+-- no JSON building and no hashing. Whatever the capture trigger does, it cannot beat this.
+CREATE TABLE public.bench_floor (LIKE public.bench_plain INCLUDING ALL);
+CREATE TABLE public.bench_floor_log (LIKE audit.log INCLUDING DEFAULTS INCLUDING INDEXES) PARTITION BY RANGE (ts);
+CREATE TABLE public.bench_floor_log_default PARTITION OF public.bench_floor_log DEFAULT;
+CREATE SEQUENCE public.bench_floor_seq;

@@ -1,6 +1,6 @@
 //! `auth.authenticate(token)`: the first statement of every API transaction.
 use crate::errors::raise;
-use crate::{claims, jwt, kernel_queries, role_switch, token_cache};
+use crate::{claims, jwt, kernel_queries, role_switch, session_reset, token_cache};
 use pgrx::prelude::*;
 use serde_json::{json, Value};
 
@@ -49,6 +49,8 @@ fn verified_claims(token: Option<&str>) -> token_cache::Verified {
 }
 
 pub fn authenticate(token: Option<&str>) {
+    // First, so that even a refused token's ROLLBACK leaves a clean session behind.
+    session_reset::reset_when_transaction_ends();
     let token_cache::Verified { claims, json } = verified_claims(token);
     let app_role = claims.get("role").and_then(Value::as_str).unwrap_or("anon");
     let enrollment_only = claims

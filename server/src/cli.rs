@@ -45,9 +45,13 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve { config } => runtime.block_on(serve_command(config)),
-        Command::Check { config } => return runtime.block_on(check_command(config)),
+        Command::Check { config } => {
+            let code = runtime.block_on(check_command(config));
+            crate::log_writer::flush();
+            return code;
+        }
     };
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             // Logging may not be set up yet (a config that does not load).
@@ -56,7 +60,10 @@ pub fn main() -> ExitCode {
             eprintln!("fluxbase: {message}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // The log lines still waiting in memory (log_writer.rs).
+    crate::log_writer::flush();
+    code
 }
 
 /// Prints each check as `PASS`/`WARN`/`FAIL` on stdout; the exit code gates a deployment.

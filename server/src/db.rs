@@ -9,17 +9,17 @@
 //!
 //! Why nothing can leak even on a dropped request or a function that changes session state:
 //! a connection goes back to the pool only after its transaction ended with a COMMIT or
-//! ROLLBACK that PostgreSQL answered, and after the session was reset ([`SESSION_RESET_SQL`]:
-//! what deadpool's `Clean` recycling runs — `RESET ALL`, `DISCARD TEMP`, … — in one call of
-//! the extension, pipelined right behind the COMMIT or ROLLBACK). A request
+//! ROLLBACK that PostgreSQL answered, and with its session reset (what deadpool's `Clean`
+//! recycling runs — `RESET ALL`, `DISCARD TEMP`, … —: `auth.authenticate` has the extension
+//! do it inside the request's own COMMIT or ROLLBACK, and a transaction that does not
+//! authenticate is followed by [`SESSION_RESET_SQL`], pipelined behind it). A request
 //! dropped halfway (a client that disconnects cancels the handler future), a failed
 //! COMMIT/ROLLBACK or a failed reset detaches the connection from the pool and closes it, so
 //! PostgreSQL rolls the transaction back ([`InTransaction`]).
 //!
 //! Why `BEGIN` and `auth.authenticate` go out together: they are pipelined (sent before any
 //! answer is read), so a request costs one round trip for both, then one for its statement and
-//! one for `COMMIT` and the session reset; a plain read ([`read_one`]) sends all five in a
-//! single round trip.
+//! one for `COMMIT`; a plain read ([`read_one`]) sends all four in a single round trip.
 use crate::config::DatabaseConfig;
 use crate::error::{from_db_error, from_pool_error, ApiError};
 use deadpool_postgres::{
@@ -215,12 +215,14 @@ where
     run_tx(pool, Access::ReadWrite, None, request_id, body).await
 }
 
-/// What every connection runs after each request, before it may serve another: deadpool's
-/// `Clean` recycling set (`CLOSE ALL`, the role, `RESET ALL`, `UNLISTEN *`, advisory locks,
-/// `DISCARD TEMP`, `DISCARD SEQUENCES`) in one call of the extension, so session state a
-/// request's SQL left behind (a `set_config(…, false)`, temporary tables, …) never reaches the
-/// next one. Run outside any transaction: it is sent right behind the request's COMMIT or
-/// ROLLBACK, in the same round trip.
+/// What a connection runs after SQL outside an authenticated transaction, before it may serve
+/// another request: deadpool's `Clean` recycling set (`CLOSE ALL`, the role, `RESET ALL`,
+/// `UNLISTEN *`, advisory locks, `DISCARD TEMP`, `DISCARD SEQUENCES`) in one call of the
+/// extension, so session state SQL left behind (a `set_config(…, false)`, temporary tables, …)
+/// never reaches the next request. Run outside any transaction: it is sent right behind the
+/// COMMIT or ROLLBACK of a transaction without `auth.authenticate`, in the same round trip.
+/// (An authenticated transaction needs none: `auth.authenticate` makes its COMMIT or ROLLBACK
+/// reset the session, `pg_ext/src/session_reset.rs`.)
 pub const SESSION_RESET_SQL: &str = "SELECT fluxbase.reset_session()";
 
 /// Whether a connection is still in step after `result`: an error PostgreSQL answered (a
@@ -299,14 +301,11 @@ impl InTransaction {
     }
 
     /// The end of a request: back to the pool only when PostgreSQL answered its COMMIT or
-    /// ROLLBACK (`ended`, see [`in_step`]) and the reset sent behind it succeeded; otherwise
-    /// the connection is closed.
-    fn finish<T>(
-        self,
-        ended: &Result<T, tokio_postgres::Error>,
-        reset: &Result<u64, tokio_postgres::Error>,
-    ) {
-        if in_step(ended) && reset.is_ok() {
+    /// ROLLBACK (`ended`, see [`in_step`]) and the session was reset (`reset_done`: by that
+    /// very COMMIT or ROLLBACK, or by the reset sent behind it); otherwise the connection is
+    /// closed.
+    fn finish<T>(self, ended: &Result<T, tokio_postgres::Error>, reset_done: bool) {
+        if in_step(ended) && reset_done {
             self.release();
         }
     }
@@ -326,7 +325,8 @@ impl Drop for InTransaction {
 /// pipelined in ONE round trip. PostgreSQL still runs them strictly in order, inside one
 /// transaction: a refused token aborts the transaction, so the statement fails without
 /// running (25P02) and the token's error is the one reported; COMMIT of an aborted
-/// transaction is a ROLLBACK. Committing or rolling back a read-only transaction is the same.
+/// transaction is a ROLLBACK. Committing or rolling back a read-only transaction is the same,
+/// and either resets the session (`auth.authenticate` arranged it).
 pub async fn read_one(
     pool: &Pool,
     token: Option<&str>,
@@ -344,11 +344,10 @@ pub async fn read_one(
     let prepared = async {
         let authenticate = client.prepare_cached(AUTHENTICATE_SQL).await?;
         let statement = client.prepare_cached(sql).await?;
-        let reset = client.prepare_cached(SESSION_RESET_SQL).await?;
-        Ok::<_, tokio_postgres::Error>((authenticate, statement, reset))
+        Ok::<_, tokio_postgres::Error>((authenticate, statement))
     }
     .await;
-    let (authenticate, statement, reset) = match prepared {
+    let (authenticate, statement) = match prepared {
         Ok(prepared) => prepared,
         Err(e) => {
             if e.as_db_error().is_some() {
@@ -358,15 +357,16 @@ pub async fn read_one(
         }
     };
     let token_param: [&(dyn ToSql + Sync); 1] = [&token];
-    let (begun, authenticated, row, ended, reset) = tokio::join!(
+    let (begun, authenticated, row, ended) = tokio::join!(
         client.batch_execute("START TRANSACTION READ ONLY"),
         client.execute(&authenticate, &token_param),
         client.query_one(&statement, params),
         client.batch_execute("COMMIT"),
-        client.execute(&reset, &[]),
     );
-    // As in `run_tx`: only an answered COMMIT (and a reset) returns the connection to the pool.
-    tx.finish(&ended, &reset);
+    // As in `run_tx`: only an answered COMMIT (which reset the session) returns the
+    // connection to the pool. The session reset was arranged before anything else ran:
+    // BEGIN cannot fail in a way that skips authenticate and still lets COMMIT succeed.
+    tx.finish(&ended, begun.is_ok());
     let result = begun
         .and(authenticated.map(drop))
         .and(row)
@@ -393,12 +393,18 @@ where
     let tx = InTransaction::checkout(pool, token_given, request_id).await?;
     let started = std::time::Instant::now();
     let client = tx.client();
-    // Prepared before the transaction (cached after a connection's first request): it is sent
+    // A transaction without auth.authenticate is followed by the session reset, prepared
+    // before the transaction (cached after a connection's first request) so that it is sent
     // behind COMMIT/ROLLBACK below without waiting for their answer.
-    let reset = client
-        .prepare_cached(SESSION_RESET_SQL)
-        .await
-        .map_err(db_err)?;
+    let reset = match authenticate {
+        Some(_) => None,
+        None => Some(
+            client
+                .prepare_cached(SESSION_RESET_SQL)
+                .await
+                .map_err(db_err)?,
+        ),
+    };
     let begin = match access {
         Access::ReadOnly => "START TRANSACTION READ ONLY",
         Access::ReadWrite => "START TRANSACTION READ WRITE",
@@ -436,11 +442,20 @@ where
     } else {
         "ROLLBACK"
     };
-    let (ended, reset) = tokio::join!(client.batch_execute(ending), client.execute(&reset, &[]));
-    // Only a transaction that ended (COMMIT or ROLLBACK answered) and a reset that succeeded
-    // return the connection to the pool; any early return above drops `tx`, which closes the
+    let (ended, reset_done) = match &reset {
+        // auth.authenticate ran first in this transaction: its COMMIT or ROLLBACK resets the
+        // session.
+        None => (client.batch_execute(ending).await, true),
+        Some(reset) => {
+            let (ended, reset) =
+                tokio::join!(client.batch_execute(ending), client.execute(reset, &[]));
+            (ended, reset.is_ok())
+        }
+    };
+    // Only a transaction that ended (COMMIT or ROLLBACK answered) with its session reset
+    // returns the connection to the pool; any early return above drops `tx`, which closes the
     // connection instead.
-    tx.finish(&ended, &reset);
+    tx.finish(&ended, reset_done);
     let result = match (outcome, ended) {
         (Ok(value), Ok(())) => Ok(value),
         (Ok(_), Err(e)) => Err(db_err(e)),

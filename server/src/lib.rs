@@ -37,6 +37,7 @@ pub mod db;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod log_writer;
 pub mod mail;
 pub mod metrics;
 pub mod observability;

@@ -289,12 +289,12 @@ pub fn init_logging() {
     init_logging_at("info");
 }
 
-/// Installs the JSON log subscriber on stdout. The level is `logging.level`, unless
+/// Installs the JSON log subscriber on stdout (in batches, `log_writer.rs`). The level is `logging.level`, unless
 /// `FLUXBASE_LOG` is set (a `tracing_subscriber::EnvFilter`, e.g. `info,fluxbase_server=debug`),
 /// which wins.
 pub fn init_logging_at(level: &str) {
     let filter = std::env::var("FLUXBASE_LOG").unwrap_or_else(|_| level.to_owned());
-    init_logging_with_writer(&filter, std::io::stdout);
+    init_logging_with_writer(&filter, crate::log_writer::BatchedStdout);
 }
 /// Installs the JSON log subscriber writing to `writer`, at `filter` (EnvFilter syntax).
 /// Whatever the filter says, the database driver and the pool log at `info` at most: at

@@ -308,8 +308,11 @@ async fn a_timed_out_request_stops_its_query() {
 }
 
 /// Session state a function leaves behind (a session-level `set_config`, a session-level
-/// `SET`, a temporary table, an advisory lock) is reset before the connection serves anyone
-/// else: with one pooled connection, the next request sees none of it.
+/// `SET`, a temporary table, an advisory lock, a `LISTEN`, a holdable cursor) is reset before
+/// the connection serves anyone else: with one pooled connection, the next request sees none
+/// of it — after a request that committed (an RPC), one that failed (rolled back: the
+/// advisory lock outlives an abort by itself), and a plain table read whose row policy calls
+/// the function (the one-round-trip read path).
 #[tokio::test]
 async fn session_state_left_by_a_request_never_reaches_the_next() {
     let fixture = "
@@ -320,7 +323,25 @@ async fn session_state_left_by_a_request_never_reaches_the_next() {
           CREATE TEMPORARY TABLE IF NOT EXISTS leftover (x int);
           PERFORM pg_catalog.pg_advisory_lock(42);
           LISTEN leftover_channel;
+          EXECUTE 'DECLARE leftover_cursor CURSOR WITH HOLD FOR SELECT 1';
         END $$;
+        CREATE FUNCTION public.leave_state_and_fail() RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+          PERFORM pg_catalog.pg_advisory_lock(43);
+          PERFORM pg_catalog.set_config('app.leftover', 'from a failed request', false);
+          RAISE EXCEPTION 'this request fails';
+        END $$;
+        CREATE FUNCTION public.leave_state_while_reading() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+          PERFORM pg_catalog.set_config('app.leftover', 'from a read', false);
+          PERFORM pg_catalog.pg_advisory_lock(44);
+          RETURN true;
+        END $$;
+        CREATE TABLE public.watched (id int PRIMARY KEY);
+        INSERT INTO public.watched VALUES (1);
+        ALTER TABLE public.watched ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY watched_read ON public.watched FOR SELECT USING (public.leave_state_while_reading());
+        GRANT SELECT ON public.watched TO anon, authenticated;
         CREATE FUNCTION public.read_state() RETURNS json LANGUAGE sql VOLATILE AS $$
           SELECT pg_catalog.json_build_object(
             'setting', pg_catalog.current_setting('app.leftover', true),
@@ -330,9 +351,12 @@ async fn session_state_left_by_a_request_never_reaches_the_next() {
                             WHERE n.oid = pg_catalog.pg_my_temp_schema() AND c.relname = 'leftover'),
             'locks', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks
                       WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()),
-            'listening', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_listening_channels()))
+            'listening', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_listening_channels()),
+            -- The unnamed portal is this very statement (pg_cursors lists protocol portals too).
+            'cursors', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_cursors WHERE name <> ''))
         $$;
-        GRANT EXECUTE ON FUNCTION public.leave_state(), public.read_state() TO anon, authenticated;
+        GRANT EXECUTE ON FUNCTION public.leave_state(), public.leave_state_and_fail(),
+          public.leave_state_while_reading(), public.read_state() TO anon, authenticated;
     ";
     let app = PreparedApp::start_with(fixture, "", 1, "").await;
     let before = app.post("/api/v1/rpc/read_state", None, &json!({})).await;
@@ -352,4 +376,27 @@ async fn session_state_left_by_a_request_never_reaches_the_next() {
     assert_eq!(after.body["temp_tables"], json!(0));
     assert_eq!(after.body["locks"], json!(0));
     assert_eq!(after.body["listening"], json!(0));
+    assert_eq!(after.body["cursors"], json!(0), "{}", after.text);
+
+    let failed = app
+        .post("/api/v1/rpc/leave_state_and_fail", None, &json!({}))
+        .await;
+    assert_eq!(failed.status, 400, "{}", failed.text);
+    let after_failure = app.post("/api/v1/rpc/read_state", None, &json!({})).await;
+    assert_eq!(after_failure.body["locks"], json!(0), "{}", after_failure.text);
+    assert!(
+        after_failure.body["setting"] == Value::Null || after_failure.body["setting"] == json!(""),
+        "{}",
+        after_failure.text
+    );
+
+    let read = app.get("/api/v1/tables/watched?select=id", None).await;
+    assert_eq!(read.body, json!([{"id": 1}]), "{}", read.text);
+    let after_read = app.post("/api/v1/rpc/read_state", None, &json!({})).await;
+    assert_eq!(after_read.body["locks"], json!(0), "{}", after_read.text);
+    assert!(
+        after_read.body["setting"] == Value::Null || after_read.body["setting"] == json!(""),
+        "session state of a read leaked: {}",
+        after_read.text
+    );
 }
