@@ -64,6 +64,9 @@ export BENCH_TOKEN=$token
 # wrk prints "Requests/sec: N" and, with --latency, "50%  1.23ms" / "99%  ...".
 wrk_run() { # conns url [lua]
   local conns=$1 url=$2 lua=${3:-bench/rest/get.lua}
+  # A second of warm-up, not measured: the pool opens its connections on demand (pgbench too
+  # connects all its clients before its clock starts).
+  wrk -t1 -c"$conns" -d1s -s "$lua" "$url" >/dev/null 2>&1
   wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$lua" "$url" 2>&1 | python3 bench/rest/wrk_summary.py
 }
 pgbench_run() { # conns script
