@@ -155,6 +155,41 @@ unsafe fn is_harmless_utility(stmt: *mut pg_sys::PlannedStmt) -> bool {
         )
 }
 
+/// Why `stmt` may not run in a transaction that authenticated, if it may not:
+/// - `PREPARE`, `EXECUTE`, `DEALLOCATE`: SQL-level prepared statements share one namespace
+///   with the protocol-level ones the server caches per connection, so a request could swap
+///   the server's own `auth.authenticate` statement for its own (and read the next user's
+///   token), `DEALLOCATE ALL` the connection's statements, or leave statements for the next
+///   request; no request needs them (found by the red-team tests in `rpc_attacks.rs`).
+/// - `RESET ROLE` (and a `SET ... TO DEFAULT` form, should the grammar ever allow it for
+///   `role`): PostgreSQL applies a reset value without calling the
+///   setting's check hook, so the role guard's first depth never sees them.
+unsafe fn refused_after_authenticating(stmt: *mut pg_sys::PlannedStmt) -> Option<&'static str> {
+    let node = (*stmt).utilityStmt;
+    if node.is_null() {
+        return None;
+    }
+    match (*node).type_ {
+        pg_sys::NodeTag::T_PrepareStmt
+        | pg_sys::NodeTag::T_ExecuteStmt
+        | pg_sys::NodeTag::T_DeallocateStmt => {
+            Some("prepared statements cannot be created, run or removed by an API request")
+        }
+        pg_sys::NodeTag::T_VariableSetStmt => {
+            let set = node.cast::<pg_sys::VariableSetStmt>();
+            let resets = matches!(
+                (*set).kind,
+                pg_sys::VariableSetKind::VAR_RESET | pg_sys::VariableSetKind::VAR_SET_DEFAULT
+            );
+            let is_role = !(*set).name.is_null() && CStr::from_ptr((*set).name) == c"role";
+            (resets && is_role).then_some(
+                "the role cannot change after auth.authenticate() in the same transaction",
+            )
+        }
+        _ => None,
+    }
+}
+
 #[pg_guard]
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C-unwind" fn process_utility(
@@ -169,6 +204,11 @@ unsafe extern "C-unwind" fn process_utility(
 ) {
     if !is_harmless_utility(pstmt) {
         check_current_role();
+    }
+    if let Some(why) = refused_after_authenticating(pstmt) {
+        if claims::authenticated_in_this_transaction() && !session_is_superuser() {
+            raise(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, why);
+        }
     }
     match PREV_PROCESS_UTILITY {
         Some(prev) => prev(

@@ -22,10 +22,13 @@
 use pgrx::{pg_sys, register_xact_callback, PgXactCallbackEvent};
 use std::cell::Cell;
 
-// Exported by PostgreSQL (commands/async.h, commands/sequence.h) but not in pgrx's bindings.
+// Exported by PostgreSQL (commands/async.h, commands/sequence.h, utils/fmgrprotos.h).
 unsafe extern "C-unwind" {
     fn Async_UnlistenAll();
     fn ResetSequenceCaches();
+    // The C function behind SQL `setseed(float8)` (utils/fmgrprotos.h), called directly by
+    // DirectFunctionCall1Coll (pgrx wraps pg_sys's in a Rust function).
+    fn setseed(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum;
 }
 
 /// The reset itself, in a transaction whose commit makes each change stick: the one
@@ -60,10 +63,31 @@ fn reset() {
         // DISCARD SEQUENCES.
         pg_sys::ffi::pg_guard_ffi_boundary(|| ResetSequenceCaches());
     }
+    reseed_random();
 }
 
-/// What a ROLLBACK leaves of a request's session state: everything else it set up (settings,
-/// role, temporary tables, `LISTEN`, cursors) is undone by the abort itself.
+/// `setseed()` with a value nobody can know, so `random()` never continues from a seed a
+/// previous request chose (no SQL command resets it; found by the red-team tests).
+fn reseed_random() {
+    let mut bytes = [0u8; 8];
+    // SAFETY: pg_strong_random fills the buffer it is given; setseed takes one float8 in
+    // [-1, 1], which this is, and raises nothing for it.
+    unsafe {
+        if pg_sys::pg_strong_random(bytes.as_mut_ptr().cast(), bytes.len()) {
+            let seed = (u64::from_le_bytes(bytes) as f64 / u64::MAX as f64) * 2.0 - 1.0;
+            let seed = seed.clamp(-1.0, 1.0);
+            pg_sys::DirectFunctionCall1Coll(
+                Some(setseed),
+                pg_sys::InvalidOid,
+                pg_sys::Datum::from(seed.to_bits() as usize),
+            );
+        }
+    }
+}
+
+/// What a ROLLBACK leaves of a request's session state (advisory locks, cached sequence
+/// values, the `random()` seed): everything else it set up (settings, role, temporary tables,
+/// `LISTEN`, cursors) is undone by the abort itself.
 fn release_what_an_abort_keeps() {
     // SAFETY: plain cleanup routines (`pg_advisory_unlock_all()`, `DISCARD SEQUENCES`) that
     // raise no error; run from the abort callback, where the lock manager is still usable.
@@ -71,6 +95,7 @@ fn release_what_an_abort_keeps() {
         pg_sys::LockReleaseAll(pg_sys::USER_LOCKMETHOD as pg_sys::LOCKMETHODID, true);
         pg_sys::ffi::pg_guard_ffi_boundary(|| ResetSequenceCaches());
     }
+    reseed_random();
 }
 
 thread_local! {

@@ -225,6 +225,13 @@ where
 /// reset the session, `pg_ext/src/session_reset.rs`.)
 pub const SESSION_RESET_SQL: &str = "SELECT fluxbase.reset_session()";
 
+/// A statement of the connection's cache is gone (SQLSTATE 26000, as after a `DEALLOCATE`):
+/// the cache no longer matches the connection, so it must not serve another request. (The
+/// extension refuses `DEALLOCATE` in request transactions; this is the second line.)
+fn lost_a_prepared_statement(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::INVALID_SQL_STATEMENT_NAME)
+}
+
 /// Whether a connection is still in step after `result`: an error PostgreSQL answered (a
 /// refused statement, a COMMIT refused by a deferred constraint) leaves it idle and usable;
 /// only a broken one (no answer) must not be reused.
@@ -366,7 +373,9 @@ pub async fn read_one(
     // As in `run_tx`: only an answered COMMIT (which reset the session) returns the
     // connection to the pool. The session reset was arranged before anything else ran:
     // BEGIN cannot fail in a way that skips authenticate and still lets COMMIT succeed.
-    tx.finish(&ended, begun.is_ok());
+    let cache_intact = !authenticated.as_ref().is_err_and(lost_a_prepared_statement)
+        && !row.as_ref().is_err_and(lost_a_prepared_statement);
+    tx.finish(&ended, begun.is_ok() && cache_intact);
     let result = begun
         .and(authenticated.map(drop))
         .and(row)
@@ -455,7 +464,8 @@ where
     // Only a transaction that ended (COMMIT or ROLLBACK answered) with its session reset
     // returns the connection to the pool; any early return above drops `tx`, which closes the
     // connection instead.
-    tx.finish(&ended, reset_done);
+    let cache_intact = !matches!(&outcome, Err(TxError::Db(e)) if lost_a_prepared_statement(e));
+    tx.finish(&ended, reset_done && cache_intact);
     let result = match (outcome, ended) {
         (Ok(value), Ok(())) => Ok(value),
         (Ok(_), Err(e)) => Err(db_err(e)),

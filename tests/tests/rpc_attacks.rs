@@ -1015,10 +1015,11 @@ async fn sql_prepared_statements_never_reach_the_next_request() {
     let app = PreparedApp::start_with(&fixture, "", 1, "").await;
     let clean = probe(&app).await;
     assert_eq!(clean.status, 200, "{}", clean.text);
+    // The extension refuses PREPARE, EXECUTE and DEALLOCATE in request transactions (42501).
     let r = app
         .post("/api/v1/rpc/leave_prepared", None, &json!({}))
         .await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    assert_refused(&r);
     let ran = app
         .post(
             "/api/v1/rpc/run_leftover",
@@ -1026,16 +1027,11 @@ async fn sql_prepared_statements_never_reach_the_next_request() {
             &json!({"name": "leftover_committed"}),
         )
         .await;
-    assert_eq!(
-        ran.body,
-        Value::Null,
-        "a prepared statement of the last request ran: {}",
-        ran.text
-    );
+    assert_refused(&ran);
     let r = app
         .post("/api/v1/rpc/leave_prepared_and_fail", None, &json!({}))
         .await;
-    assert_eq!(r.status, 400, "{}", r.text);
+    assert_refused(&r);
     let ran = app
         .post(
             "/api/v1/rpc/run_leftover",
@@ -1043,12 +1039,7 @@ async fn sql_prepared_statements_never_reach_the_next_request() {
             &json!({"name": "leftover_failed"}),
         )
         .await;
-    assert_eq!(
-        ran.body,
-        Value::Null,
-        "a prepared statement of a failed request ran: {}",
-        ran.text
-    );
+    assert_refused(&ran);
     assert_clean(&probe(&app).await, &clean, "PREPARE");
 }
 
@@ -1072,7 +1063,7 @@ async fn a_request_that_deallocates_everything_does_not_break_the_next() {
     let r = app
         .post("/api/v1/rpc/forget_everything", None, &json!({}))
         .await;
-    assert_eq!(r.status, 204, "{}", r.text);
+    assert_refused(&r);
     for _ in 0..3 {
         let after = probe(&app).await;
         assert_eq!(
@@ -1127,7 +1118,7 @@ async fn a_request_cannot_replace_the_servers_authenticate_statement() {
     let clean = probe(&app).await;
     assert_eq!(clean.status, 200, "{}", clean.text);
     let r = app.post("/api/v1/rpc/hijack", None, &json!({})).await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_refused(&r);
     let victim = app
         .post("/api/v1/rpc/probe", Some(&token), &json!({}))
         .await;
@@ -1144,4 +1135,47 @@ async fn a_request_cannot_replace_the_servers_authenticate_statement() {
         victim.text
     );
     assert_eq!(victim.body["uid"], json!(user_id), "{}", victim.text);
+}
+
+/// A request refused by the extension's guard: 401 (anonymous) in the error shape, no SQL text.
+fn assert_refused(r: &Response) {
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_error_shape(r);
+    assert!(
+        !r.text.contains("PREPARE") && !r.text.contains("DEALLOCATE"),
+        "{}",
+        r.text
+    );
+}
+
+/// `RESET ROLE` skips the `role` setting's check hook in PostgreSQL, so
+/// the guard refuses it as a statement once a transaction has authenticated: a function
+/// cannot drop back to the server's login role (whose grants include the auth.* functions
+/// only the server may call) for the rest of a request.
+#[tokio::test]
+async fn a_request_cannot_reset_its_role() {
+    let fixture = "
+        CREATE FUNCTION public.reset_my_role(how text) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+          EXECUTE how;
+          RETURN current_user;
+        END $$;
+        GRANT EXECUTE ON FUNCTION public.reset_my_role(text) TO anon;
+    ";
+    let app = PreparedApp::start_with(fixture, "", 1, "").await;
+    for how in ["RESET ROLE", "RESET role", "reset \"role\""] {
+        let r = app
+            .post("/api/v1/rpc/reset_my_role", None, &json!({ "how": how }))
+            .await;
+        assert_refused(&r);
+    }
+    // The connection serves the next request as usual.
+    let r = app
+        .post(
+            "/api/v1/rpc/reset_my_role",
+            None,
+            &json!({ "how": "SELECT 1" }),
+        )
+        .await;
+    assert_eq!(r.body, json!("anon"), "{}", r.text);
 }
