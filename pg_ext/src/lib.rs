@@ -23,6 +23,7 @@ use pgrx::prelude::*;
 
 mod audit;
 mod audit_capture;
+mod audit_store;
 mod authenticate;
 mod claims;
 mod errors;
