@@ -15,7 +15,6 @@
 //! with that user's rights, never the owner's); the lookups and the insert run as the extension's
 //! owner in a security-restricted context (the caller has no privilege on the audit schema).
 use crate::audit;
-use crate::audit_store;
 use crate::claims;
 use crate::errors::raise;
 use crate::kernel_queries::{as_owner, prepared};
@@ -412,13 +411,11 @@ fn array_of(
     }
 }
 
-/// Stores the chained changes of one statement: straight into their partition (audit_store);
-/// failing that, one prepared `INSERT ... VALUES` for a single row, one `INSERT ... SELECT FROM
-/// unnest(...)` for more.
+/// Stores the chained changes of one statement: one prepared `INSERT ... VALUES` for a single
+/// row (the common case, and the cheapest), one `INSERT ... SELECT FROM unnest(...)` for more.
 #[allow(clippy::too_many_arguments)]
 fn write(
     client: &mut pgrx::spi::SpiClient<'_>,
-    log: pg_sys::Oid,
     ctx: &Context,
     op: &str,
     table_oid: pg_sys::Oid,
@@ -428,34 +425,6 @@ fn write(
     let Some((first, first_link)) = changes.first() else {
         return;
     };
-    let rows: Vec<audit_store::Row<'_>> = changes
-        .iter()
-        .map(|(c, l)| audit_store::Row {
-            id: c.id,
-            ts: c.ts,
-            xact_id: ctx.xact_id,
-            statement_id: ctx.statement_id,
-            op,
-            table_oid,
-            table_name,
-            pk: c.pk,
-            old_row: c.old_row,
-            new_row: c.new_row,
-            actor_id: ctx.actor_id,
-            actor_role: ctx.actor_role.as_deref(),
-            session_id: ctx.session_id,
-            db_role: &ctx.db_role,
-            login_role: &ctx.login_role,
-            client_addr: ctx.client_addr.as_ref().map(|(d, _)| *d),
-            lane: l.lane,
-            seq: l.seq,
-            hash: &l.hash,
-        })
-        .collect();
-    if audit_store::store(log, &rows) {
-        return;
-    }
-    // The log is partitioned in a way audit_store does not know: the SQL INSERT routes the rows.
     let jsonb = |d: Option<pg_sys::Datum>| unsafe { DatumWithOid::new(d, pg_sys::JSONBOID) };
     let many = changes.len() > 1;
     // SAFETY: each datum is of the type named beside it.
@@ -704,10 +673,10 @@ fn capture(data: &pg_sys::TriggerData) {
             let link = as_owner(|| chain(&objects, &ctx, op, relid, &label, &change));
             changes.push((change, link));
             if changes.len() == WRITE_BATCH {
-                as_owner(|| write(client, objects.log, &ctx, op, relid, &label, &changes));
+                as_owner(|| write(client, &ctx, op, relid, &label, &changes));
                 changes.clear();
             }
         }
-        as_owner(|| write(client, objects.log, &ctx, op, relid, &label, &changes));
+        as_owner(|| write(client, &ctx, op, relid, &label, &changes));
     })
 }

@@ -23,7 +23,6 @@ use pgrx::prelude::*;
 
 mod audit;
 mod audit_capture;
-mod audit_store;
 mod authenticate;
 mod claims;
 mod errors;

@@ -752,9 +752,9 @@ mod tests {
         assert_eq!(verify(), None);
     }
 
-    /// The capture trigger stores rows straight into their partition (audit_store): the one that
-    /// covers their time, column by column by name (a partition attached with its columns in
-    /// another order gets each value in the right column), and verify() checks them.
+    /// Audit rows are stored in the partition that covers their time, column by column by name
+    /// (a partition attached with its columns in another order gets each value in the right
+    /// column), and verify() checks them there.
     #[pg_test]
     fn rows_are_stored_in_the_partition_that_covers_their_time() {
         posts_table();
