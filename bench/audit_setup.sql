@@ -18,3 +18,27 @@ CREATE TABLE public.bench_floor (LIKE public.bench_plain INCLUDING ALL);
 CREATE TABLE public.bench_floor_log (LIKE audit.log INCLUDING DEFAULTS INCLUDING INDEXES) PARTITION BY RANGE (ts);
 CREATE TABLE public.bench_floor_log_default PARTITION OF public.bench_floor_log DEFAULT;
 CREATE SEQUENCE public.bench_floor_seq;
+
+-- The reference the issue names: "a plpgsql jsonb audit trigger of the common kind" — a row
+-- trigger writing to_jsonb(OLD/NEW), the operation, the table and auth.uid() into a log with a
+-- bigserial key; no hash chain, no key extraction, no column exclusions, no DDL or security events.
+CREATE TABLE public.bench_common (LIKE public.bench_plain INCLUDING ALL);
+CREATE TABLE public.bench_common_log (
+  id         bigserial PRIMARY KEY,
+  ts         timestamptz NOT NULL DEFAULT now(),
+  op         text NOT NULL,
+  table_name text NOT NULL,
+  actor_id   uuid,
+  old_row    jsonb,
+  new_row    jsonb
+);
+CREATE FUNCTION public.bench_common_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO public.bench_common_log (op, table_name, actor_id, old_row, new_row)
+  VALUES (TG_OP, TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, auth.uid(),
+          CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END, CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END);
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER bench_common_audit AFTER INSERT OR UPDATE OR DELETE ON public.bench_common
+  FOR EACH ROW EXECUTE FUNCTION public.bench_common_audit();
