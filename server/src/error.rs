@@ -273,6 +273,19 @@ pub fn map_db_failure(f: DbFailure<'_>, token_given: bool) -> ApiError {
             "INVALID_VALUE",
             "A value names something that does not exist (e.g. a text search configuration)",
         ),
+        // DDL a function runs that PostgreSQL refuses (42P16: e.g. two primary keys; 42611:
+        // a bad column definition) or that finds its object already there (42P07 table,
+        // 42710 object, 42701 column, 42723 function, 42P06 schema): the function's own
+        // doing with what it was given, like a raised error — not the server broken.
+        "42P16" | "42611" => ApiError::bad_request(
+            "INVALID_DEFINITION",
+            "The function tried to define an object PostgreSQL refuses",
+        ),
+        "42P07" | "42710" | "42701" | "42723" | "42P06" => ApiError::new(
+            S::CONFLICT,
+            "ALREADY_EXISTS",
+            "The function tried to create an object that already exists",
+        ),
         "42P18" | "42725" => ApiError::bad_request(
             "UNSUPPORTED_OPERATION",
             "An operator is not available or ambiguous for this column's type",
@@ -795,6 +808,9 @@ mod tests {
             ("54011", StatusCode::BAD_REQUEST, "QUERY_TOO_COMPLEX"),
             ("54023", StatusCode::BAD_REQUEST, "QUERY_TOO_COMPLEX"),
             ("42704", StatusCode::BAD_REQUEST, "INVALID_VALUE"),
+            ("42P16", StatusCode::BAD_REQUEST, "INVALID_DEFINITION"),
+            ("42P07", StatusCode::CONFLICT, "ALREADY_EXISTS"),
+            ("42710", StatusCode::CONFLICT, "ALREADY_EXISTS"),
             (
                 "53200",
                 StatusCode::SERVICE_UNAVAILABLE,

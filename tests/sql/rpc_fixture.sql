@@ -128,3 +128,18 @@ CREATE FUNCTION public.all_users() RETURNS SETOF auth.users
   LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
   AS $$ SELECT * FROM auth.users $$;
 COMMENT ON FUNCTION public.all_users() IS 'Test fixture: must never be reachable over /rpc.';
+
+-- DDL inside a function that fails on what it is given or finds: a table definition PostgreSQL
+-- refuses (42P16, two primary keys) and an object that already exists (42P07). Errors of the
+-- function's own making, not the server's: a 4xx, never a 500.
+CREATE FUNCTION public.scratch_table(twice boolean) RETURNS integer
+  LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  IF twice THEN
+    CREATE TEMP TABLE rpc_scratch (id integer);
+    CREATE TEMP TABLE rpc_scratch (id integer);
+  ELSE
+    CREATE TEMP TABLE rpc_scratch (id integer PRIMARY KEY, PRIMARY KEY (id));
+  END IF;
+  RETURN 1;
+END $$;

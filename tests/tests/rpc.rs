@@ -583,6 +583,33 @@ async fn raised_errors_keep_their_message_and_roll_back() {
 }
 
 #[tokio::test]
+async fn ddl_a_function_gets_wrong_is_a_client_error_not_a_500() {
+    let app = start().await;
+    let (alice, _) = app.sign_up("alice@example.com", "Alice-password-1").await;
+    for (twice, status, code) in [
+        (false, 400, "INVALID_DEFINITION"),
+        (true, 409, "ALREADY_EXISTS"),
+    ] {
+        for token in [None, Some(alice.as_str())] {
+            let r = app
+                .post("/api/v1/rpc/scratch_table", token, &json!({"twice": twice}))
+                .await;
+            assert_eq!(assert_error(&r, status, "scratch_table"), code);
+            let text = r.body.to_string();
+            assert!(
+                !text.contains("rpc_scratch") && !text.contains("PRIMARY"),
+                "{text}"
+            );
+        }
+    }
+    // Nothing was left behind: the next call fails the same way, not on a leftover table.
+    let r = app
+        .post("/api/v1/rpc/scratch_table", None, &json!({"twice": true}))
+        .await;
+    assert_eq!(assert_error(&r, 409, "again"), "ALREADY_EXISTS");
+}
+
+#[tokio::test]
 async fn overloads_whole_body_and_variadic() {
     let app = start().await;
     let call = |body: Value| {
