@@ -46,10 +46,19 @@ thread_local! {
     /// they next take a lock, i.e. before their next statement on the table.
     static TRACKING: RefCell<HashMap<pg_sys::Oid, Tracking>> = RefCell::new(HashMap::new());
     static TRACKING_CALLBACK: Cell<bool> = const { Cell::new(false) };
+    static AUDIT_OBJECTS: Cell<Option<AuditObjects>> = const { Cell::new(None) };
+    /// `schema.table` per table, forgotten with the table's relcache entry (a rename or a
+    /// schema change invalidates it).
+    static LABELS: RefCell<HashMap<pg_sys::Oid, String>> = RefCell::new(HashMap::new());
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn forget_tracking(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    AUDIT_OBJECTS.with(|o| {
+        if matches!(o.get(), Some(known) if relid == pg_sys::InvalidOid || relid == known.log) {
+            o.set(None);
+        }
+    });
     TRACKING.with(|t| {
         let mut t = t.borrow_mut();
         if relid == pg_sys::InvalidOid {
@@ -58,6 +67,37 @@ unsafe extern "C-unwind" fn forget_tracking(_arg: pg_sys::Datum, relid: pg_sys::
             t.remove(&relid);
         }
     });
+    LABELS.with(|l| {
+        let mut l = l.borrow_mut();
+        if relid == pg_sys::InvalidOid {
+            l.clear();
+        } else {
+            l.remove(&relid);
+        }
+    });
+}
+
+/// A schema was renamed (or changed): the labels naming it are stale. A schema rename does not
+/// invalidate the relcache entries of its tables, so it needs a callback of its own.
+#[pg_guard]
+unsafe extern "C-unwind" fn forget_labels(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
+    LABELS.with(|l| l.borrow_mut().clear());
+}
+
+/// Registers forget_tracking with the relcache and forget_labels with the schema cache, once
+/// per backend.
+fn register_forget_callback() {
+    if !TRACKING_CALLBACK.with(|c| c.replace(true)) {
+        // SAFETY: registered once per backend; the callbacks only touch this module's caches.
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(Some(forget_tracking), pg_sys::Datum::from(0));
+            pg_sys::CacheRegisterSyscacheCallback(
+                pg_sys::SysCacheIdentifier::NAMESPACEOID as i32,
+                Some(forget_labels),
+                pg_sys::Datum::from(0),
+            );
+        }
+    }
 }
 
 /// Whether what was just read may be kept: only in READ COMMITTED, where the lookup ran on a
@@ -76,6 +116,7 @@ const UNIX_TO_POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// Who and when, the same for every row of one statement (`audit.context` on the SQL side).
 struct Context {
     xact_id: i64,
+    /// The id of the statement's first audit row (set when that id is taken).
     statement_id: i64,
     actor_id: Option<pgrx::Uuid>,
     actor_role: Option<String>,
@@ -102,16 +143,21 @@ struct Change {
     new_row: Option<pg_sys::Datum>,
 }
 
-/// The oids of the audit schema's objects the trigger uses (looked up per statement, so a
-/// dropped and re-created extension is followed; each is a syscache probe).
+/// The oids of the audit schema's objects the trigger uses, looked up once per backend and
+/// forgotten when audit.log's relcache entry is invalidated (dropping the extension drops the
+/// log, so a re-created extension is followed).
+#[derive(Clone, Copy)]
 struct AuditObjects {
     log: pg_sys::Oid,
     log_id_seq: pg_sys::Oid,
-    statement_id_seq: pg_sys::Oid,
 }
 
 fn audit_objects() -> AuditObjects {
-    unsafe {
+    if let Some(known) = AUDIT_OBJECTS.with(Cell::get) {
+        return known;
+    }
+    register_forget_callback();
+    let objects = unsafe {
         let namespace = pg_sys::get_namespace_oid(c"audit".as_ptr(), false);
         let find = |name: &CStr| {
             let oid = pg_sys::get_relname_relid(name.as_ptr(), namespace);
@@ -126,9 +172,10 @@ fn audit_objects() -> AuditObjects {
         AuditObjects {
             log: find(c"log"),
             log_id_seq: find(c"log_id_seq"),
-            statement_id_seq: find(c"statement_id_seq"),
         }
-    }
+    };
+    AUDIT_OBJECTS.with(|o| o.set(Some(objects)));
+    objects
 }
 
 fn nextval(sequence: pg_sys::Oid) -> i64 {
@@ -148,7 +195,7 @@ fn role_name(role: pg_sys::Oid) -> String {
     }
 }
 
-fn context(objects: &AuditObjects) -> Context {
+fn context() -> Context {
     // SAFETY: plain reads of backend state; inet_client_addr/host take and return valid datums.
     let (xact_id, client_addr) = unsafe {
         let xact_id = pg_sys::GetTopFullTransactionId().value as i64;
@@ -162,7 +209,7 @@ fn context(objects: &AuditObjects) -> Context {
     };
     Context {
         xact_id,
-        statement_id: nextval(objects.statement_id_seq),
+        statement_id: 0,
         actor_id: claims::verified_uid(),
         actor_role: claims::verified_role(),
         session_id: claims::verified_session_id(),
@@ -514,12 +561,7 @@ fn tracked(client: &pgrx::spi::SpiClient<'_>, relid: pg_sys::Oid) -> Tracking {
     if let Some(known) = TRACKING.with(|t| t.borrow().get(&relid).cloned()) {
         return known;
     }
-    if !TRACKING_CALLBACK.with(|c| c.replace(true)) {
-        // SAFETY: registered once per backend; the callback only touches TRACKING.
-        unsafe {
-            pg_sys::CacheRegisterRelcacheCallback(Some(forget_tracking), pg_sys::Datum::from(0))
-        };
-    }
+    register_forget_callback();
     unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
     let tracking = read_tracked(client, relid);
     unsafe { pg_sys::PopActiveSnapshot() };
@@ -551,8 +593,18 @@ fn read_tracked(client: &pgrx::spi::SpiClient<'_>, relid: pg_sys::Oid) -> Tracki
     })
 }
 
-/// `schema.table` quoted as `format('%I.%I')` does.
+/// `schema.table` quoted as `format('%I.%I')` does, remembered per table (see LABELS).
 fn table_label(relid: pg_sys::Oid) -> String {
+    if let Some(known) = LABELS.with(|l| l.borrow().get(&relid).cloned()) {
+        return known;
+    }
+    register_forget_callback();
+    let label = quoted_name(relid);
+    LABELS.with(|l| l.borrow_mut().insert(relid, label.clone()));
+    label
+}
+
+fn quoted_name(relid: pg_sys::Oid) -> String {
     // SAFETY: the trigger's relation exists; quote_identifier returns its input or a palloc'd copy.
     unsafe {
         let quote = |s: *const std::ffi::c_char| {
@@ -634,7 +686,7 @@ fn capture(data: &pg_sys::TriggerData) {
             return;
         }
         let objects = audit_objects();
-        let ctx = as_owner(|| context(&objects));
+        let mut ctx = as_owner(context);
         let excluded = text_array(&excluded);
         let non_key = non_key.map(|columns| {
             // pk = row - non_key - excluded; the excluded ones are gone already.
@@ -669,6 +721,9 @@ fn capture(data: &pg_sys::TriggerData) {
                 old_row,
                 new_row,
             });
+            if ctx.statement_id == 0 {
+                ctx.statement_id = change.id;
+            }
             // As the owner: a backend's first row reads its lane's head from audit.log.
             let link = as_owner(|| chain(&objects, &ctx, op, relid, &label, &change));
             changes.push((change, link));

@@ -749,6 +749,53 @@ mod tests {
                 ["DELETE", "public.articles"]
             ])
         );
+        // A schema rename renames no table (no relcache invalidation of it): the names the
+        // trigger remembers follow it all the same.
+        run("CREATE SCHEMA blog");
+        run("ALTER TABLE public.articles SET SCHEMA blog");
+        run("UPDATE blog.articles SET title = 'dos' WHERE id = 2");
+        run("ALTER SCHEMA blog RENAME TO journal");
+        run("UPDATE journal.articles SET title = 'deux' WHERE id = 2");
+        let history = json("SELECT jsonb_agg(jsonb_build_array(op, table_name) ORDER BY id) FROM audit.row_history('journal.articles', '{\"id\": 2}')");
+        assert_eq!(
+            history,
+            json!([
+                ["INSERT", "public.posts"],
+                ["UPDATE", "blog.articles"],
+                ["UPDATE", "journal.articles"]
+            ])
+        );
+        assert_eq!(verify(), None);
+    }
+
+    /// The rows of one statement share one statement id (its first row's id); no two
+    /// statements share one, whether the trigger or audit.append (DDL, TRUNCATE) wrote them.
+    #[pg_test]
+    fn the_rows_of_one_statement_share_a_statement_id_no_one_else_has() {
+        posts_table();
+        run("INSERT INTO public.posts (title) SELECT 'p' || i FROM generate_series(1, 3) i");
+        run("INSERT INTO public.posts (title) VALUES ('q')");
+        run("UPDATE public.posts SET body = 'b'");
+        run("TRUNCATE public.posts");
+        let groups = json(
+            "SELECT jsonb_agg(jsonb_build_array(op, n, first_is_statement) ORDER BY statement_id) FROM ( \
+               SELECT statement_id, min(op) AS op, count(*) AS n, min(id) = statement_id AS first_is_statement \
+               FROM audit.log WHERE table_name = 'public.posts' AND op IN ('INSERT', 'UPDATE') \
+               GROUP BY statement_id) s",
+        );
+        assert_eq!(
+            groups,
+            json!([
+                ["INSERT", 3, true],
+                ["INSERT", 1, true],
+                ["UPDATE", 4, true]
+            ])
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM (SELECT statement_id FROM audit.log GROUP BY statement_id, xact_id, op) g"),
+            count("SELECT count(DISTINCT statement_id) FROM audit.log"),
+            "a statement id belongs to one statement only"
+        );
         assert_eq!(verify(), None);
     }
 

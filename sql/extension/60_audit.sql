@@ -67,7 +67,7 @@ CREATE TABLE audit.log (
 COMMENT ON TABLE audit.log IS 'Append-only, hash-chained audit log. Only a superuser can change or remove rows, and that is recorded too; audit.verify() finds tampering.';
 COMMENT ON COLUMN audit.log.ts IS 'When the change was made (clock time of the trigger).';
 COMMENT ON COLUMN audit.log.xact_id IS 'The transaction id (txid_current()) of the change.';
-COMMENT ON COLUMN audit.log.statement_id IS 'Groups the rows one statement wrote on one table: one number of audit.statement_id_seq for all of them.';
+COMMENT ON COLUMN audit.log.statement_id IS 'Groups the rows one statement wrote on one table: one number of audit.log_id_seq for all of them (a row change statement''s is the id of its first row).';
 COMMENT ON COLUMN audit.log.op IS 'One of INSERT, UPDATE, DELETE, TRUNCATE (row changes); DDL; SECURITY (auth.events); AUDIT (the audit machinery: enable, disable, purge, superuser edits of the log).';
 COMMENT ON COLUMN audit.log.table_oid IS 'The table''s oid: stable across renames (query with ''public.posts''::regclass::oid).';
 COMMENT ON COLUMN audit.log.table_name IS 'The table''s schema-qualified name when the change was made (DDL: the object identity).';
@@ -153,8 +153,6 @@ CREATE TYPE audit.context AS (
 );
 COMMENT ON TYPE audit.context IS 'Internal: who and when for the audit rows of one statement.';
 
-CREATE SEQUENCE audit.statement_id_seq AS bigint;
-COMMENT ON SEQUENCE audit.statement_id_seq IS 'Statement ids of audit.log (one per statement and table).';
 
 -- Appends changes to the log (DDL, security events, the audit machinery's own acts, TRUNCATE):
 -- each row is chained onto this backend's lane, in this transaction. The row-change hot path in
@@ -167,7 +165,9 @@ BEGIN
   IF coalesce(cardinality(changes), 0) = 0 THEN
     RETURN;
   END IF;
-  ctx := ROW(txid_current(), nextval('audit.statement_id_seq'), auth.uid(), auth.role(), auth.session_id(),
+  -- The statement id is a number of the log's own id sequence (one draw: no second sequence
+  -- to touch per statement); the capture trigger uses its first row's id the same way.
+  ctx := ROW(txid_current(), nextval('audit.log_id_seq'), auth.uid(), auth.role(), auth.session_id(),
              fluxbase.audit_outer_role(), session_user::text, inet_client_addr())::audit.context;
   INSERT INTO audit.log (id, ts, xact_id, statement_id, op, table_oid, table_name, pk, old_row, new_row,
                          actor_id, actor_role, session_id, db_role, login_role, client_addr, details,
