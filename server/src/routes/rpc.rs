@@ -23,7 +23,8 @@ use crate::observability::RequestContext;
 use crate::rest::functions::call::{self, CallArgs, Paging, Shape};
 use crate::rest::functions::result_query::{self, is_reserved, ResultQuery};
 use crate::rest::functions::{choose, Function, Returns};
-use crate::rest::parse::{decode_pairs, is_plain_name};
+use crate::rest::parse::{decode_pairs, is_plain_name, range};
+use crate::rest::respond::{self, Format};
 use crate::routes::json_text;
 use crate::AppState;
 use axum::body::Bytes;
@@ -158,16 +159,43 @@ fn prefers(headers: &HeaderMap, preference: &str) -> bool {
         .any(|p| p.trim().eq_ignore_ascii_case(preference))
 }
 
-/// `Accept: application/vnd.pgrst.object+json` (what postgrest-js `.single()` sends).
-fn wants_single_object(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| {
-            v.to_ascii_lowercase()
-                .contains("application/vnd.pgrst.object+json")
-        })
+/// Whether the client asked for one object (`Accept: application/vnd.pgrst.object+json`, what
+/// postgrest-js `.single()` sends) or for JSON; `Accept` is negotiated as for tables (406 for
+/// nothing producible). A function's result is JSON only: `text/csv` is refused with 406
+/// rather than answered in another format than the one asked for.
+fn wants_single_object(headers: &HeaderMap) -> Result<bool, ApiError> {
+    match respond::negotiate(headers)? {
+        Format::Json => Ok(false),
+        Format::SingleObject => Ok(true),
+        Format::Csv => Err(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "NOT_ACCEPTABLE",
+            "A function's result is produced as JSON only: use application/json or application/vnd.pgrst.object+json",
+        )),
+    }
+}
+
+/// Applies a `Range` header (`0-9`, `items=5-`) to a set-returning function's result, the way
+/// tables do: intersected with `limit`/`offset`. Other results have no rows to page, and the
+/// header is ignored for them (a server may ignore `Range`).
+fn apply_range(
+    f: &Function,
+    q: &mut ResultQuery<'_>,
+    headers: &HeaderMap,
+    max_rows: u64,
+) -> Result<(), ApiError> {
+    let Some(wanted) = range::parse(headers)? else {
+        return Ok(());
+    };
+    if matches!(
+        f.returns,
+        Returns::Rows { set: true, .. } | Returns::Scalar { set: true }
+    ) {
+        let page = range::page(q.limit, q.offset, Some(wanted), max_rows);
+        q.limit = Some(page.limit);
+        q.offset = Some(page.offset);
+    }
+    Ok(())
 }
 
 /// The result columns `select`, filters and `order` may name, and refusals for query parts
@@ -230,6 +258,7 @@ async fn run_call(
         },
     );
     let single_object = req.single_object;
+    let offset = req.offset;
     let outcome = with_request_tx(
         state.pool(),
         req.access,
@@ -261,12 +290,24 @@ async fn run_call(
                         // rolled back (as PostgREST does).
                         return Err(TxError::Api(not_single_object(rows)));
                     }
+                    // 206 when the count shows rows past this page, 416 past the end — an
+                    // error inside the transaction, like the one above.
+                    let status = if single_object {
+                        StatusCode::OK
+                    } else {
+                        respond::read_status(offset, rows, total).map_err(TxError::Api)?
+                    };
                     let body = if single_object {
                         first.unwrap_or_else(|| "null".to_owned())
                     } else {
                         array.unwrap_or_else(|| "[]".to_owned())
                     };
-                    Ok(Outcome::Set { body, rows, total })
+                    Ok(Outcome::Set {
+                        status,
+                        body,
+                        rows,
+                        total,
+                    })
                 }
             }
         },
@@ -275,9 +316,14 @@ async fn run_call(
     Ok(match outcome {
         Outcome::NoContent => StatusCode::NO_CONTENT.into_response(),
         Outcome::Value(text) => json_text(StatusCode::OK, text),
-        Outcome::Set { body, rows, total } => {
-            let mut response = json_text(StatusCode::OK, body);
-            let range = content_range(req.offset, rows, total);
+        Outcome::Set {
+            status,
+            body,
+            rows,
+            total,
+        } => {
+            let mut response = json_text(status, body);
+            let range = respond::content_range(req.offset, rows, total);
             if let Ok(value) = HeaderValue::from_str(&range) {
                 response.headers_mut().insert(header::CONTENT_RANGE, value);
             }
@@ -290,6 +336,7 @@ enum Outcome {
     NoContent,
     Value(String),
     Set {
+        status: StatusCode,
         body: String,
         rows: i64,
         total: Option<i64>,
@@ -305,15 +352,6 @@ fn not_single_object(rows: i64) -> ApiError {
         "JSON object requested, multiple (or no) rows returned",
     )
     .with_details(Value::String(format!("The result contains {rows} rows")))
-}
-
-/// `Content-Range: first-last/total`, `*/total` when empty; total `*` when not counted.
-fn content_range(offset: u64, rows: i64, total: Option<i64>) -> String {
-    let total = total.map_or_else(|| "*".to_owned(), |t| t.to_string());
-    match u64::try_from(rows) {
-        Ok(n) if n > 0 => format!("{offset}-{}/{total}", offset.saturating_add(n - 1)),
-        _ => format!("*/{total}"),
-    }
 }
 
 /// `POST /rpc/{function}`: named arguments from the JSON body.
@@ -365,8 +403,10 @@ async fn call_with_post(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let q = result_query::parse(&query_pairs, result_columns(&f))?;
+    let single_object = wants_single_object(&headers)?;
+    let mut q = result_query::parse(&query_pairs, result_columns(&f))?;
     check_result_query(&f, &q)?;
+    apply_range(&f, &mut q, &headers, state.config().api.max_rows)?;
     let access = if f.volatility.is_read_only() {
         Access::ReadOnly
     } else {
@@ -376,7 +416,7 @@ async fn call_with_post(
         access,
         token: token.as_deref(),
         request_id: &ctx.request_id,
-        single_object: wants_single_object(&headers),
+        single_object,
         count_total: prefers(&headers, "count=exact"),
         offset: q.offset.unwrap_or(0),
     };
@@ -436,8 +476,10 @@ async fn call_with_get(
             format!("The function is VOLATILE (it may write): call it with POST, not {method}"),
         ));
     }
-    let q = result_query::parse(&rest, result_columns(f))?;
+    let single_object = wants_single_object(&headers)?;
+    let mut q = result_query::parse(&rest, result_columns(f))?;
     check_result_query(f, &q)?;
+    apply_range(f, &mut q, &headers, state.config().api.max_rows)?;
     let args = CallArgs::Named {
         given: f
             .arguments
@@ -450,7 +492,7 @@ async fn call_with_get(
         access: Access::ReadOnly,
         token: token.as_deref(),
         request_id: &ctx.request_id,
-        single_object: wants_single_object(&headers),
+        single_object,
         count_total: prefers(&headers, "count=exact"),
         offset: q.offset.unwrap_or(0),
     };
@@ -510,17 +552,9 @@ mod tests {
     }
 
     #[test]
-    fn content_ranges() {
-        assert_eq!(content_range(0, 3, None), "0-2/*");
-        assert_eq!(content_range(10, 2, Some(40)), "10-11/40");
-        assert_eq!(content_range(0, 0, Some(0)), "*/0");
-        assert_eq!(content_range(5, 0, None), "*/*");
-    }
-
-    #[test]
     fn headers() {
         let mut h = HeaderMap::new();
-        assert!(!wants_single_object(&h) && !prefers(&h, "count=exact"));
+        assert!(!wants_single_object(&h).unwrap() && !prefers(&h, "count=exact"));
         h.insert(
             header::ACCEPT,
             HeaderValue::from_static("application/vnd.pgrst.object+json"),
@@ -529,7 +563,17 @@ mod tests {
             "prefer",
             HeaderValue::from_static("return=minimal, count=exact"),
         );
-        assert!(wants_single_object(&h) && prefers(&h, "count=exact"));
+        assert!(wants_single_object(&h).unwrap() && prefers(&h, "count=exact"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("text/csv"));
+        assert_eq!(
+            wants_single_object(&h).unwrap_err().status,
+            StatusCode::NOT_ACCEPTABLE
+        );
+        h.insert(header::ACCEPT, HeaderValue::from_static("text/html"));
+        assert_eq!(
+            wants_single_object(&h).unwrap_err().status,
+            StatusCode::NOT_ACCEPTABLE
+        );
     }
 
     #[test]
