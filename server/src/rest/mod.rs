@@ -61,7 +61,7 @@ pub fn parse_request_for_fuzzing(query: &str) -> Result<Vec<String>, ApiError> {
                         build::read::read(&q.root, page, body, build::read::Total::Exact, 100).sql,
                     );
                 }
-                sql.push(build::read::explain_count(&q.root, 100).sql);
+                sql.push(build::read::explain_count(&q.root).sql);
             }
             Purpose::Insert => {
                 let op = build::write::WriteOp::Insert {

@@ -203,7 +203,7 @@ async fn read_rows(
     };
     let stmt = build_read::read(&query.root, page, body, total, max_rows);
     let estimate = matches!(count, Some(CountMethod::Planned | CountMethod::Estimated));
-    let explain = estimate.then(|| build_read::explain_count(&query.root, max_rows));
+    let explain = estimate.then(|| build_read::explain_count(&query.root));
     // For a caller under RLS the planner's figure is no answer: it comes from statistics
     // over the whole table, hidden rows included (an estimate of 5000 where the caller sees
     // none tells them the rows exist, and selectivities of filters on hidden values leak

@@ -51,7 +51,7 @@ pub fn read(root: &Node<'_>, page: Page, body: Body, total: Total, max_rows: u64
     let alias = b.alias();
     let projection = projection(root, &alias, max_rows, &mut b);
     // Built once, used twice (rows and total): the same placeholders mean the same values.
-    let conditions = where_clause(&node_conditions(root, &alias, max_rows, &mut b));
+    let conditions = where_clause(&node_conditions(root, &alias, &mut b));
     let rel = relation(root.table);
     let total = match total {
         Total::None => "NULL::int8".to_owned(),
@@ -77,10 +77,10 @@ pub fn read(root: &Node<'_>, page: Page, body: Body, total: Total, max_rows: u64
 
 /// `EXPLAIN (FORMAT JSON)` of the rows `root` matches: the planner's row estimate is the
 /// `count=planned` total.
-pub fn explain_count(root: &Node<'_>, max_rows: u64) -> Statement {
+pub fn explain_count(root: &Node<'_>) -> Statement {
     let mut b = Builder::default();
     let alias = b.alias();
-    let conditions = where_clause(&node_conditions(root, &alias, max_rows, &mut b));
+    let conditions = where_clause(&node_conditions(root, &alias, &mut b));
     let sql = format!(
         "EXPLAIN (FORMAT JSON) SELECT 1 FROM {} {alias}{conditions}",
         relation(root.table)
@@ -209,7 +209,7 @@ fn embed_source(
 fn embed_subquery(embed: &Embed<'_>, parent: &str, max_rows: u64, b: &mut Builder) -> String {
     let alias = b.alias();
     let (from, mut conditions) = embed_source(embed, &alias, parent, b);
-    conditions.extend(node_conditions(&embed.node, &alias, max_rows, b));
+    conditions.extend(node_conditions(&embed.node, &alias, b));
     let projection = projection(&embed.node, &alias, max_rows, b);
     let row = format!("_e{}", &alias[2..]);
     let conditions = where_clause(&conditions);
@@ -232,12 +232,7 @@ fn embed_subquery(embed: &Embed<'_>, parent: &str, max_rows: u64, b: &mut Builde
 
 /// The conditions of a node read as `alias`: its filters, and an `EXISTS` for each
 /// `!inner` embed.
-pub fn node_conditions(
-    node: &Node<'_>,
-    alias: &str,
-    max_rows: u64,
-    b: &mut Builder,
-) -> Vec<String> {
+pub fn node_conditions(node: &Node<'_>, alias: &str, b: &mut Builder) -> Vec<String> {
     let mut conditions: Vec<String> = node
         .filters
         .iter()
@@ -246,7 +241,7 @@ pub fn node_conditions(
     for embed in node.embeds().filter(|e| e.inner) {
         let inner = b.alias();
         let (from, mut conds) = embed_source(embed, &inner, alias, b);
-        conds.extend(node_conditions(&embed.node, &inner, max_rows, b));
+        conds.extend(node_conditions(&embed.node, &inner, b));
         conditions.push(format!(
             "EXISTS (SELECT 1 FROM {from}{})",
             where_clause(&conds)
@@ -551,7 +546,7 @@ mod tests {
             Purpose::Read,
         )
         .unwrap();
-        let e = explain_count(&q.root, 10);
+        let e = explain_count(&q.root);
         assert_eq!(
             e.sql,
             "EXPLAIN (FORMAT JSON) SELECT 1 FROM \"public\".\"posts\" _t0 WHERE _t0.\"views\" > $1::text::integer"

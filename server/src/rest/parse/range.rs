@@ -82,10 +82,7 @@ pub fn page(
     if let Some(r) = range {
         first = first.max(r.first);
         last = match (last, r.last) {
-            (Some(a), Some(b)) => Some(match a {
-                Some(a) => Some(a.min(b)),
-                None => None,
-            }),
+            (Some(a), Some(b)) => Some(a.map(|a| a.min(b))),
             (None, Some(b)) => Some(Some(b)),
             (l, None) => l,
         };
