@@ -275,13 +275,15 @@ pub fn map_db_failure(f: DbFailure<'_>, token_given: bool) -> ApiError {
         ),
         // DDL a function runs that PostgreSQL refuses (42P16: e.g. two primary keys; 42611:
         // a bad column definition) or that finds its object already there (42P07 table,
-        // 42710 object, 42701 column, 42723 function, 42P06 schema): the function's own
-        // doing with what it was given, like a raised error — not the server broken.
+        // 42710 object, 42723 function, 42P06 schema): the function's own doing with what it
+        // was given, like a raised error — not the server broken. 42701 (a column named twice)
+        // is also a column list's mistake (`INSERT (a, a)`), so it says only that.
         "42P16" | "42611" => ApiError::bad_request(
             "INVALID_DEFINITION",
             "The function tried to define an object PostgreSQL refuses",
         ),
-        "42P07" | "42710" | "42701" | "42723" | "42P06" => ApiError::new(
+        "42701" => ApiError::bad_request("DUPLICATE_COLUMN", "A column is named twice"),
+        "42P07" | "42710" | "42723" | "42P06" => ApiError::new(
             S::CONFLICT,
             "ALREADY_EXISTS",
             "The function tried to create an object that already exists",
@@ -811,6 +813,7 @@ mod tests {
             ("42P16", StatusCode::BAD_REQUEST, "INVALID_DEFINITION"),
             ("42P07", StatusCode::CONFLICT, "ALREADY_EXISTS"),
             ("42710", StatusCode::CONFLICT, "ALREADY_EXISTS"),
+            ("42701", StatusCode::BAD_REQUEST, "DUPLICATE_COLUMN"),
             (
                 "53200",
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -882,6 +882,25 @@ async fn single_objects_csv_head_and_read_only() {
     assert_eq!(r.text, "sku,name,note\ns1,\"x \"\"y\"\", z\",none");
     let r = get_h(&app, "/api/v1/tables/books?select=id&id=eq.99", &csv).await;
     assert_eq!(r.text, "id");
+    // One name twice (JSON keeps both keys) cannot be a CSV row: 400 with the way out, not a 500.
+    let r = get_h(&app, "/api/v1/tables/books?select=id,id&order=id", &csv).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(assert_error_shape(&r), "INVALID_SELECT");
+    let r = get_h(
+        &app,
+        "/api/v1/tables/books?select=id,other:id&order=id&id=eq.1",
+        &csv,
+    )
+    .await;
+    assert_eq!((r.status, r.text.as_str()), (200, "id,other\n1,1"));
+    // q is matched case-insensitively: Q=0 refuses JSON.
+    let r = get_h(
+        &app,
+        "/api/v1/tables/books",
+        &[("Accept", "application/json;Q=0")],
+    )
+    .await;
+    assert_eq!(r.status, 406, "{}", r.text);
     for accept in ["text/html", "application/xml", "image/png;q=1"] {
         let r = get_h(&app, "/api/v1/tables/books", &[("Accept", accept)]).await;
         assert_eq!(r.status, 406, "{accept}: {}", r.text);

@@ -49,6 +49,26 @@ fn media_format(media: &str) -> Option<Format> {
 
 /// Picks the response format from `Accept` (highest `q` first, then the client's order).
 pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
+    negotiate_among(headers, &[Format::Json, Format::SingleObject, Format::Csv])
+        .ok_or_else(not_acceptable)?
+}
+
+/// The best of the formats `producible` the client accepts (highest `q` first, then the
+/// client's order; a range naming a format not producible falls through to the next one).
+/// `None`: nothing producible is accepted; `Some(Err)`: the header is not text.
+pub fn negotiate_among(
+    headers: &HeaderMap,
+    producible: &[Format],
+) -> Option<Result<Format, ApiError>> {
+    match accepted_formats(headers) {
+        Err(e) => Some(Err(e)),
+        Ok(None) => Some(Ok(Format::Json)),
+        Ok(Some(ranges)) => ranges.into_iter().find(|f| producible.contains(f)).map(Ok),
+    }
+}
+
+/// The formats `Accept` names, best first; `None` without an `Accept` header.
+fn accepted_formats(headers: &HeaderMap) -> Result<Option<Vec<Format>>, ApiError> {
     let mut ranges: Vec<(u16, usize, String)> = Vec::new();
     let mut given = false;
     for value in headers.get_all(header::ACCEPT) {
@@ -59,6 +79,8 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
             let media = parts.next().unwrap_or_default().to_ascii_lowercase();
             let mut q = 1000u16;
             for param in parts {
+                // Parameter names are case-insensitive (RFC 9110): `Q=0` is `q=0`.
+                let param = param.to_ascii_lowercase();
                 if let Some(v) = param.strip_prefix("q=") {
                     q = v
                         .parse::<f32>()
@@ -75,13 +97,15 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
         }
     }
     if !given {
-        return Ok(Format::Json);
+        return Ok(None);
     }
     ranges.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    ranges
-        .iter()
-        .find_map(|(_, _, media)| media_format(media))
-        .ok_or_else(not_acceptable)
+    Ok(Some(
+        ranges
+            .iter()
+            .filter_map(|(_, _, media)| media_format(media))
+            .collect(),
+    ))
 }
 
 pub fn not_acceptable() -> ApiError {

@@ -160,14 +160,14 @@ fn prefers(headers: &HeaderMap, preference: &str) -> bool {
 }
 
 /// Whether the client asked for one object (`Accept: application/vnd.pgrst.object+json`, what
-/// postgrest-js `.single()` sends) or for JSON; `Accept` is negotiated as for tables (406 for
-/// nothing producible). A function's result is JSON only: `text/csv` is refused with 406
-/// rather than answered in another format than the one asked for.
+/// postgrest-js `.single()` sends) or for JSON; `Accept` is negotiated as for tables, among the
+/// formats a function's result has (JSON only: `text/csv, application/json;q=0.5` gets JSON,
+/// `text/csv` alone 406, rather than an answer in a format not asked for).
 fn wants_single_object(headers: &HeaderMap) -> Result<bool, ApiError> {
-    match respond::negotiate(headers)? {
-        Format::Json => Ok(false),
-        Format::SingleObject => Ok(true),
-        Format::Csv => Err(ApiError::new(
+    match respond::negotiate_among(headers, &[Format::Json, Format::SingleObject]) {
+        Some(Ok(format)) => Ok(format == Format::SingleObject),
+        Some(Err(e)) => Err(e),
+        None => Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
             "NOT_ACCEPTABLE",
             "A function's result is produced as JSON only: use application/json or application/vnd.pgrst.object+json",
@@ -177,20 +177,20 @@ fn wants_single_object(headers: &HeaderMap) -> Result<bool, ApiError> {
 
 /// Applies a `Range` header (`0-9`, `items=5-`) to a set-returning function's result, the way
 /// tables do: intersected with `limit`/`offset`. Other results have no rows to page, and the
-/// header is ignored for them (a server may ignore `Range`).
+/// header — well-formed or not — is ignored for them (a server may ignore `Range`).
 fn apply_range(
     f: &Function,
     q: &mut ResultQuery<'_>,
     headers: &HeaderMap,
     max_rows: u64,
 ) -> Result<(), ApiError> {
-    let Some(wanted) = range::parse(headers)? else {
-        return Ok(());
-    };
-    if matches!(
+    if !matches!(
         f.returns,
         Returns::Rows { set: true, .. } | Returns::Scalar { set: true }
     ) {
+        return Ok(());
+    }
+    if let Some(wanted) = range::parse(headers)? {
         let page = range::page(q.limit, q.offset, Some(wanted), max_rows);
         q.limit = Some(page.limit);
         q.offset = Some(page.offset);

@@ -146,11 +146,28 @@ fn prepare<'c>(
     let format = respond::negotiate(headers)?;
     let prefs = prefer::parse(headers)?;
     let query = parse::parse_query(&pairs, cache, table, purpose)?;
+    if format == Format::Csv {
+        one_csv_column_per_name(&query)?;
+    }
     Ok(Prepared {
         query,
         prefs,
         format,
     })
+}
+
+/// A CSV row reads its cells by output name, so two selected columns under one name (JSON keeps
+/// both keys, `select=id,id`) would be ambiguous: refused, with the way out.
+fn one_csv_column_per_name(query: &ParsedQuery<'_>) -> Result<(), ApiError> {
+    let names = query.root.output_names();
+    let mut seen = std::collections::HashSet::new();
+    match names.iter().find(|n| !seen.insert(**n)) {
+        Some(name) => Err(ApiError::bad_request(
+            "INVALID_SELECT",
+            format!("text/csv needs one column per name, and \"{name}\" is selected twice: rename one (select=a:{name},...)"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// What can be refused without the schema: the headers and the query string's encoding
