@@ -45,10 +45,11 @@ thread_local! {
     /// changes of audit.enable / audit.disable — in this backend at once, in the others when
     /// they next take a lock, i.e. before their next statement on the table.
     static TRACKING: RefCell<HashMap<pg_sys::Oid, Tracking>> = RefCell::new(HashMap::new());
-    static TRACKING_CALLBACK: Cell<bool> = const { Cell::new(false) };
+    static FORGET_CALLBACKS: Cell<bool> = const { Cell::new(false) };
     static AUDIT_OBJECTS: Cell<Option<AuditObjects>> = const { Cell::new(None) };
-    /// `schema.table` per table, forgotten with the table's relcache entry (a rename or a
-    /// schema change invalidates it).
+    /// `schema.table` per table, forgotten with the table's relcache entry (a rename, SET
+    /// SCHEMA), and all of them on any change to a schema (forget_labels: a schema rename
+    /// invalidates no table).
     static LABELS: RefCell<HashMap<pg_sys::Oid, String>> = RefCell::new(HashMap::new());
 }
 
@@ -59,22 +60,17 @@ unsafe extern "C-unwind" fn forget_tracking(_arg: pg_sys::Datum, relid: pg_sys::
             o.set(None);
         }
     });
-    TRACKING.with(|t| {
-        let mut t = t.borrow_mut();
-        if relid == pg_sys::InvalidOid {
-            t.clear();
-        } else {
-            t.remove(&relid);
-        }
-    });
-    LABELS.with(|l| {
-        let mut l = l.borrow_mut();
-        if relid == pg_sys::InvalidOid {
-            l.clear();
-        } else {
-            l.remove(&relid);
-        }
-    });
+    TRACKING.with(|t| forget_entry(&mut t.borrow_mut(), relid));
+    LABELS.with(|l| forget_entry(&mut l.borrow_mut(), relid));
+}
+
+/// Drops what `map` knows of `relid`; everything for InvalidOid (the whole relcache).
+fn forget_entry<V>(map: &mut HashMap<pg_sys::Oid, V>, relid: pg_sys::Oid) {
+    if relid == pg_sys::InvalidOid {
+        map.clear();
+    } else {
+        map.remove(&relid);
+    }
 }
 
 /// A schema was renamed (or changed): the labels naming it are stale. A schema rename does not
@@ -87,7 +83,7 @@ unsafe extern "C-unwind" fn forget_labels(_arg: pg_sys::Datum, _cache: i32, _has
 /// Registers forget_tracking with the relcache and forget_labels with the schema cache, once
 /// per backend.
 fn register_forget_callback() {
-    if !TRACKING_CALLBACK.with(|c| c.replace(true)) {
+    if !FORGET_CALLBACKS.with(|c| c.replace(true)) {
         // SAFETY: registered once per backend; the callbacks only touch this module's caches.
         unsafe {
             pg_sys::CacheRegisterRelcacheCallback(Some(forget_tracking), pg_sys::Datum::from(0));

@@ -153,7 +153,6 @@ CREATE TYPE audit.context AS (
 );
 COMMENT ON TYPE audit.context IS 'Internal: who and when for the audit rows of one statement.';
 
-
 -- Appends changes to the log (DDL, security events, the audit machinery's own acts, TRUNCATE):
 -- each row is chained onto this backend's lane, in this transaction. The row-change hot path in
 -- fluxbase.audit_capture() writes the same rows from Rust.

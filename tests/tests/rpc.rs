@@ -635,12 +635,32 @@ async fn accept_is_negotiated_and_nothing_runs_for_a_format_not_produced() {
             .await;
         assert_eq!(assert_error(&r, 406, accept), "NOT_ACCEPTABLE");
     }
+    // q is read case-insensitively: `Q=0` refuses JSON too.
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/rpc/log_many",
+            None,
+            Some(&json!({"n": 3})),
+            &[("Accept", "application/json;Q=0")],
+        )
+        .await;
+    assert_eq!(assert_error(&r, 406, "Q=0"), "NOT_ACCEPTABLE");
+    assert!(
+        !r.text.contains("text/csv"),
+        "406 names only what a function gives: {}",
+        r.text
+    );
     assert_eq!(log_rows(&app).await, 0, "the function never ran");
-    // What postgrest-js sends still works, and JSON is preferred by q.
+    // What postgrest-js sends still works, JSON is preferred by q, and a format a function
+    // cannot produce falls through to the client's next choice.
     for accept in [
         "application/json",
         "*/*",
         "text/csv;q=0.5, application/json",
+        "text/csv, application/json;q=0.5",
+        "application/json;q=0.5, text/csv;q=0.9",
+        "text/*, */*;q=0.1",
     ] {
         let r = app
             .request(
@@ -675,29 +695,21 @@ async fn a_range_header_pages_a_set_result_like_a_table() {
             .await
         }
     };
-    let r = get("2-4", false).await;
-    assert_eq!(
-        (r.status, r.body.clone()),
-        (200, json!([3, 4, 5])),
-        "{}",
-        r.text
-    );
-    assert_eq!(r.headers["content-range"], "2-4/*");
-    let r = get("items=8-", true).await;
-    assert_eq!(
-        (r.status, r.body.clone()),
-        (200, json!([9, 10])),
-        "{}",
-        r.text
-    );
-    assert_eq!(r.headers["content-range"], "8-9/10");
-    let r = get("0-1", true).await;
-    assert_eq!(
-        (r.status, r.body.clone()),
-        (206, json!([1, 2])),
-        "more rows past the page"
-    );
-    assert_eq!(r.headers["content-range"], "0-1/10");
+    for (range, count, status, body, content_range) in [
+        ("2-4", false, 200, json!([3, 4, 5]), "2-4/*"),
+        ("items=8-", true, 200, json!([9, 10]), "8-9/10"),
+        // More rows past the page: partial content.
+        ("0-1", true, 206, json!([1, 2]), "0-1/10"),
+    ] {
+        let r = get(range, count).await;
+        assert_eq!(
+            (r.status, r.body.clone()),
+            (status, body),
+            "{range}: {}",
+            r.text
+        );
+        assert_eq!(r.headers["content-range"], content_range, "{range}");
+    }
     // Intersected with limit/offset, as for tables.
     let r = app
         .request(
@@ -717,17 +729,24 @@ async fn a_range_header_pages_a_set_result_like_a_table() {
     let r = get("abc", false).await;
     assert!(r.status >= 400 && r.status < 500, "{}", r.text);
     assert_error_shape(&r);
-    // A function without rows ignores it.
-    let r = app
-        .request(
-            Method::GET,
-            "/api/v1/rpc/add_them?a=1&b=2",
-            None,
-            None,
-            &[("Range", "0-0")],
-        )
-        .await;
-    assert_eq!((r.status, r.body.clone()), (200, json!(3)));
+    // A function without rows ignores it, well-formed or not.
+    for range in ["0-0", "garbage", "5-2"] {
+        let r = app
+            .request(
+                Method::GET,
+                "/api/v1/rpc/add_them?a=1&b=2",
+                None,
+                None,
+                &[("Range", range)],
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body.clone()),
+            (200, json!(3)),
+            "{range}: {}",
+            r.text
+        );
+    }
 }
 
 #[tokio::test]

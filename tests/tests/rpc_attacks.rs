@@ -510,14 +510,22 @@ async fn probe(app: &PreparedApp) -> Response {
     app.post("/api/v1/rpc/probe", None, &json!({})).await
 }
 
+/// A server on PROBE plus `fixture` with ONE pooled connection (so every request reuses the
+/// same backend, and whatever one leaves the next meets), and a probe of its clean session.
+async fn start_probed(fixture: &str) -> (PreparedApp, Response) {
+    let app = PreparedApp::start_with(&format!("{PROBE}\n{fixture}"), "", 1, "").await;
+    let clean = probe(&app).await;
+    assert_eq!(clean.status, 200, "{}", clean.text);
+    (app, clean)
+}
+
 /// Session-level defaults a function sets (`default_transaction_read_only`,
 /// `default_transaction_isolation`, `statement_timeout`, …) are gone before the next
 /// request's `BEGIN`, whether the request committed, failed, or only read (GET through a
 /// policy), and the next request can still write.
 #[tokio::test]
 async fn session_defaults_set_by_a_request_never_reach_the_next_begin() {
-    let fixture = format!(
-        "{PROBE}
+    let fixture = "
         CREATE FUNCTION public.set_defaults() RETURNS void LANGUAGE plpgsql VOLATILE AS $$
         BEGIN
           PERFORM pg_catalog.set_config('default_transaction_read_only', 'on', false);
@@ -553,11 +561,8 @@ async fn session_defaults_set_by_a_request_never_reach_the_next_begin() {
         $$;
         GRANT EXECUTE ON FUNCTION public.set_defaults(), public.set_defaults_and_fail(),
           public.set_defaults_while_reading(), public.write_mark() TO anon, authenticated;
-        "
-    );
-    let app = PreparedApp::start_with(&fixture, "", 1, "").await;
-    let clean = probe(&app).await;
-    assert_eq!(clean.status, 200, "{}", clean.text);
+        ";
+    let (app, clean) = start_probed(fixture).await;
 
     let r = app.post("/api/v1/rpc/set_defaults", None, &json!({})).await;
     assert_eq!(r.status, 204, "{}", r.text);
@@ -598,8 +603,7 @@ async fn session_defaults_set_by_a_request_never_reach_the_next_begin() {
 /// undoes it, or releases it (session advisory locks, sequence values).
 #[tokio::test]
 async fn state_of_a_request_whose_commit_fails_never_reaches_the_next() {
-    let fixture = format!(
-        "{PROBE}
+    let fixture = "
         CREATE TABLE public.unique_later (v int UNIQUE DEFERRABLE INITIALLY DEFERRED);
         INSERT INTO public.unique_later VALUES (1);
         GRANT INSERT ON public.unique_later TO anon;
@@ -616,11 +620,8 @@ async fn state_of_a_request_whose_commit_fails_never_reaches_the_next() {
           INSERT INTO public.unique_later VALUES (1);
         END $$;
         GRANT EXECUTE ON FUNCTION public.leave_state_then_fail_at_commit() TO anon;
-        "
-    );
-    let app = PreparedApp::start_with(&fixture, "", 1, "").await;
-    let clean = probe(&app).await;
-    assert_eq!(clean.status, 200, "{}", clean.text);
+        ";
+    let (app, clean) = start_probed(fixture).await;
     let r = app
         .post(
             "/api/v1/rpc/leave_state_then_fail_at_commit",
@@ -647,8 +648,7 @@ async fn state_of_a_request_whose_commit_fails_never_reaches_the_next() {
 /// cursor, a sequence value) is reset by that same COMMIT. Reached through the tables API.
 #[tokio::test]
 async fn state_made_by_deferred_triggers_at_commit_never_reaches_the_next() {
-    let fixture = format!(
-        "{PROBE}
+    let fixture = "
         CREATE TABLE public.deferred_notes (id int PRIMARY KEY, body text);
         ALTER TABLE public.deferred_notes ENABLE ROW LEVEL SECURITY;
         CREATE POLICY deferred_notes_all ON public.deferred_notes USING (true) WITH CHECK (true);
@@ -666,11 +666,8 @@ async fn state_made_by_deferred_triggers_at_commit_never_reaches_the_next() {
         END $$;
         CREATE CONSTRAINT TRIGGER notes_at_commit AFTER INSERT ON public.deferred_notes
           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.notes_at_commit();
-        "
-    );
-    let app = PreparedApp::start_with(&fixture, "", 1, "").await;
-    let clean = probe(&app).await;
-    assert_eq!(clean.status, 200, "{}", clean.text);
+        ";
+    let (app, clean) = start_probed(fixture).await;
     let r = app
         .post(
             "/api/v1/tables/deferred_notes",
@@ -696,8 +693,7 @@ async fn state_made_by_deferred_triggers_at_commit_never_reaches_the_next() {
 /// to the next request.
 #[tokio::test]
 async fn sequence_values_of_a_request_never_reach_the_next() {
-    let fixture = format!(
-        "{PROBE}
+    let fixture = "
         CREATE FUNCTION public.take_number() RETURNS bigint LANGUAGE sql VOLATILE AS $$
           SELECT pg_catalog.nextval('public.probe_seq')
         $$;
@@ -707,11 +703,8 @@ async fn sequence_values_of_a_request_never_reach_the_next() {
           RAISE EXCEPTION 'this request fails';
         END $$;
         GRANT EXECUTE ON FUNCTION public.take_number(), public.take_number_and_fail() TO anon;
-        "
-    );
-    let app = PreparedApp::start_with(&fixture, "", 1, "").await;
-    let clean = probe(&app).await;
-    assert_eq!(clean.status, 200, "{}", clean.text);
+        ";
+    let (app, clean) = start_probed(fixture).await;
     let r = app.post("/api/v1/rpc/take_number", None, &json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_clean(&probe(&app).await, &clean, "a committed nextval");
@@ -734,8 +727,7 @@ async fn sequence_values_of_a_request_never_reach_the_next() {
 /// them. Committed and failed requests.
 #[tokio::test]
 async fn state_made_in_subtransactions_never_reaches_the_next() {
-    let fixture = format!(
-        "{PROBE}
+    let fixture = "
         CREATE FUNCTION public.state_in_subtransactions() RETURNS void LANGUAGE plpgsql VOLATILE AS $$
         BEGIN
           BEGIN
@@ -766,11 +758,8 @@ async fn state_made_in_subtransactions_never_reaches_the_next() {
         END $$;
         GRANT EXECUTE ON FUNCTION public.state_in_subtransactions(),
           public.state_in_subtransactions_and_fail() TO anon;
-        "
-    );
-    let app = PreparedApp::start_with(&fixture, "", 1, "").await;
-    let clean = probe(&app).await;
-    assert_eq!(clean.status, 200, "{}", clean.text);
+        ";
+    let (app, clean) = start_probed(fixture).await;
     let r = app
         .post("/api/v1/rpc/state_in_subtransactions", None, &json!({}))
         .await;
@@ -793,8 +782,7 @@ async fn state_made_in_subtransactions_never_reaches_the_next() {
 /// the next request reads the real table.
 #[tokio::test]
 async fn temporary_objects_never_reach_the_next_request() {
-    let fixture = format!(
-        "{PROBE}
+    let fixture = "
         CREATE TABLE public.watched (id int PRIMARY KEY);
         INSERT INTO public.watched VALUES (1);
         ALTER TABLE public.watched ENABLE ROW LEVEL SECURITY;
@@ -817,11 +805,8 @@ async fn temporary_objects_never_reach_the_next_request() {
           SELECT id FROM watched
         $$;
         GRANT EXECUTE ON FUNCTION public.shadow(), public.read_watched() TO anon;
-        "
-    );
-    let app = PreparedApp::start_with(&fixture, "", 1, "").await;
-    let clean = probe(&app).await;
-    assert_eq!(clean.status, 200, "{}", clean.text);
+        ";
+    let (app, clean) = start_probed(fixture).await;
     let r = app.post("/api/v1/rpc/shadow", None, &json!({})).await;
     assert_eq!(r.status, 204, "{}", r.text);
     let read = app.get("/api/v1/rpc/read_watched", None).await;
@@ -843,11 +828,10 @@ async fn temporary_objects_never_reach_the_next_request() {
 /// role with its own claims.
 #[tokio::test]
 async fn role_changes_never_reach_the_next_request() {
-    let fixture = format!(
-        "{PROBE}
+    let fixture = "
         CREATE FUNCTION public.keep_role() RETURNS json LANGUAGE plpgsql VOLATILE AS $$
         DECLARE
-          refused text[] := '{{}}';
+          refused text[] := '{}';
         BEGIN
           EXECUTE 'SET SESSION ROLE ' || pg_catalog.quote_ident(current_user::text);
           PERFORM pg_catalog.set_config('role', current_user::text, false);
@@ -862,14 +846,11 @@ async fn role_changes_never_reach_the_next_request() {
           RETURN pg_catalog.json_build_object('refused', refused);
         END $$;
         GRANT EXECUTE ON FUNCTION public.keep_role() TO anon, authenticated;
-        "
-    );
-    let app = PreparedApp::start_with(&fixture, "", 1, "").await;
+        ";
+    let (app, clean) = start_probed(fixture).await;
     let (token, user_id) = app
         .sign_up("keeper@example.com", "Correct horse battery 9")
         .await;
-    let clean = probe(&app).await;
-    assert_eq!(clean.status, 200, "{}", clean.text);
     assert_eq!(clean.body["user"], "anon");
 
     let r = app
@@ -904,8 +885,7 @@ async fn role_changes_never_reach_the_next_request() {
 /// one-round-trip pipeline), leaves nothing behind, and neither does the request before it.
 #[tokio::test]
 async fn a_request_refused_by_authenticate_leaves_nothing_behind() {
-    let fixture = format!(
-        "{PROBE}
+    let fixture = "
         CREATE FUNCTION public.leave_state() RETURNS void LANGUAGE plpgsql VOLATILE AS $$
         BEGIN
           PERFORM pg_catalog.set_config('app.leftover', 'before a refused token', false);
@@ -915,14 +895,11 @@ async fn a_request_refused_by_authenticate_leaves_nothing_behind() {
           LISTEN leftover_channel;
         END $$;
         GRANT EXECUTE ON FUNCTION public.leave_state() TO anon;
-        "
-    );
-    let app = PreparedApp::start_with(&fixture, "", 1, "").await;
+        ";
+    let (app, clean) = start_probed(fixture).await;
     let (token, _) = app
         .sign_up("victim@example.com", "Correct horse battery 9")
         .await;
-    let clean = probe(&app).await;
-    assert_eq!(clean.status, 200, "{}", clean.text);
     let mut forged = token.clone();
     let last = forged.pop().expect("a token");
     forged.push(if last == 'A' { 'B' } else { 'A' });
@@ -988,8 +965,7 @@ async fn a_random_seed_set_by_a_request_never_reaches_the_next() {
 /// that neither COMMIT nor ROLLBACK undoes: the next request must not find (or run) them.
 #[tokio::test]
 async fn sql_prepared_statements_never_reach_the_next_request() {
-    let fixture = format!(
-        "{PROBE}
+    let fixture = "
         CREATE FUNCTION public.leave_prepared() RETURNS void LANGUAGE plpgsql VOLATILE AS $$
         BEGIN
           EXECUTE 'PREPARE leftover_committed AS SELECT ''from the last request''::text';
@@ -1010,11 +986,8 @@ async fn sql_prepared_statements_never_reach_the_next_request() {
         END $$;
         GRANT EXECUTE ON FUNCTION public.leave_prepared(), public.leave_prepared_and_fail(),
           public.run_leftover(text) TO anon;
-        "
-    );
-    let app = PreparedApp::start_with(&fixture, "", 1, "").await;
-    let clean = probe(&app).await;
-    assert_eq!(clean.status, 200, "{}", clean.text);
+        ";
+    let (app, clean) = start_probed(fixture).await;
     // The extension refuses PREPARE, EXECUTE and DEALLOCATE in request transactions (42501).
     let r = app
         .post("/api/v1/rpc/leave_prepared", None, &json!({}))
@@ -1048,18 +1021,14 @@ async fn sql_prepared_statements_never_reach_the_next_request() {
 /// prepared statements): the next requests on that connection must still work.
 #[tokio::test]
 async fn a_request_that_deallocates_everything_does_not_break_the_next() {
-    let fixture = format!(
-        "{PROBE}
+    let fixture = "
         CREATE FUNCTION public.forget_everything() RETURNS void LANGUAGE plpgsql VOLATILE AS $$
         BEGIN
           EXECUTE 'DEALLOCATE ALL';
         END $$;
         GRANT EXECUTE ON FUNCTION public.forget_everything() TO anon;
-        "
-    );
-    let app = PreparedApp::start_with(&fixture, "", 1, "").await;
-    let clean = probe(&app).await;
-    assert_eq!(clean.status, 200, "{}", clean.text);
+        ";
+    let (app, clean) = start_probed(fixture).await;
     let r = app
         .post("/api/v1/rpc/forget_everything", None, &json!({}))
         .await;
@@ -1081,8 +1050,7 @@ async fn a_request_that_deallocates_everything_does_not_break_the_next() {
 /// attacker's next request.
 #[tokio::test]
 async fn a_request_cannot_replace_the_servers_authenticate_statement() {
-    let fixture = format!(
-        "{PROBE}
+    let fixture = "
         -- Runs as whatever role executes the replaced statement (the login role: nothing
         -- authenticated): keeps the token it is given as a prepared statement of the session.
         CREATE FUNCTION public.keep_token(token text) RETURNS void LANGUAGE plpgsql VOLATILE AS $$
@@ -1109,14 +1077,11 @@ async fn a_request_cannot_replace_the_servers_authenticate_statement() {
         $$;
         GRANT EXECUTE ON FUNCTION public.hijack() TO anon;
         GRANT EXECUTE ON FUNCTION public.loot() TO PUBLIC;
-        "
-    );
-    let app = PreparedApp::start_with(&fixture, "", 1, "").await;
+        ";
+    let (app, clean) = start_probed(fixture).await;
     let (token, user_id) = app
         .sign_up("victim@example.com", "Correct horse battery 9")
         .await;
-    let clean = probe(&app).await;
-    assert_eq!(clean.status, 200, "{}", clean.text);
     let r = app.post("/api/v1/rpc/hijack", None, &json!({})).await;
     assert_refused(&r);
     let victim = app

@@ -49,22 +49,21 @@ fn media_format(media: &str) -> Option<Format> {
 
 /// Picks the response format from `Accept` (highest `q` first, then the client's order).
 pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
-    negotiate_among(headers, &[Format::Json, Format::SingleObject, Format::Csv])
-        .ok_or_else(not_acceptable)?
+    negotiate_among(headers, &[Format::Json, Format::SingleObject, Format::Csv])?
+        .ok_or_else(not_acceptable)
 }
 
 /// The best of the formats `producible` the client accepts (highest `q` first, then the
 /// client's order; a range naming a format not producible falls through to the next one).
-/// `None`: nothing producible is accepted; `Some(Err)`: the header is not text.
+/// `Ok(None)`: nothing producible is accepted (the caller words its 406).
 pub fn negotiate_among(
     headers: &HeaderMap,
     producible: &[Format],
-) -> Option<Result<Format, ApiError>> {
-    match accepted_formats(headers) {
-        Err(e) => Some(Err(e)),
-        Ok(None) => Some(Ok(Format::Json)),
-        Ok(Some(ranges)) => ranges.into_iter().find(|f| producible.contains(f)).map(Ok),
-    }
+) -> Result<Option<Format>, ApiError> {
+    Ok(match accepted_formats(headers)? {
+        None => Some(Format::Json),
+        Some(ranges) => ranges.into_iter().find(|f| producible.contains(f)),
+    })
 }
 
 /// The formats `Accept` names, best first; `None` without an `Accept` header.

@@ -164,15 +164,15 @@ fn prefers(headers: &HeaderMap, preference: &str) -> bool {
 /// formats a function's result has (JSON only: `text/csv, application/json;q=0.5` gets JSON,
 /// `text/csv` alone 406, rather than an answer in a format not asked for).
 fn wants_single_object(headers: &HeaderMap) -> Result<bool, ApiError> {
-    match respond::negotiate_among(headers, &[Format::Json, Format::SingleObject]) {
-        Some(Ok(format)) => Ok(format == Format::SingleObject),
-        Some(Err(e)) => Err(e),
-        None => Err(ApiError::new(
-            StatusCode::NOT_ACCEPTABLE,
-            "NOT_ACCEPTABLE",
-            "A function's result is produced as JSON only: use application/json or application/vnd.pgrst.object+json",
-        )),
-    }
+    let format = respond::negotiate_among(headers, &[Format::Json, Format::SingleObject])?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "NOT_ACCEPTABLE",
+                "A function's result is produced as JSON only: use application/json or application/vnd.pgrst.object+json",
+            )
+        })?;
+    Ok(format == Format::SingleObject)
 }
 
 /// Applies a `Range` header (`0-9`, `items=5-`) to a set-returning function's result, the way
@@ -574,6 +574,19 @@ mod tests {
             wants_single_object(&h).unwrap_err().status,
             StatusCode::NOT_ACCEPTABLE
         );
+        for fallback in [
+            "text/csv, application/json;q=0.5",
+            "application/json;q=0.5, text/csv;q=0.9",
+            "text/*, */*;q=0.1",
+        ] {
+            h.insert(header::ACCEPT, HeaderValue::from_static(fallback));
+            assert!(!wants_single_object(&h).unwrap(), "{fallback}");
+        }
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json;Q=0"),
+        );
+        assert!(wants_single_object(&h).is_err(), "Q=0 refuses JSON");
     }
 
     #[test]
