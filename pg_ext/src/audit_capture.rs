@@ -21,19 +21,56 @@ use crate::kernel_queries::{as_owner, prepared};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
-use pgrx::{pg_sys, PgOid};
+use pgrx::{pg_sys, PgMemoryContexts, PgOid};
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::ffi::CStr;
+use std::rc::Rc;
 
 const TRACKED: &str = include_str!("../../sql/kernel/audit_tracked.sql");
 const INSERT: &str = include_str!("../../sql/kernel/audit_insert.sql");
 const INSERT_MANY: &str = include_str!("../../sql/kernel/audit_insert_many.sql");
 const TRUNCATE: &str = include_str!("../../sql/kernel/audit_truncate.sql");
 
-/// How one tracked table is audited: the columns left out of its rows, and the columns outside
-/// its primary key (None without one). None: not tracked.
-type Tracking = Option<(Vec<String>, Option<Vec<String>>)>;
+/// How one tracked table is audited; None: not tracked. Shared (Rc) between the cache and the
+/// statement using it, so an invalidation in mid-statement (any lock taken processes them) only
+/// drops the cache's hold and the arrays live until the statement is done with them.
+type Tracking = Option<Rc<TrackedColumns>>;
+
+/// A tracked table's column lists as the text[] datums `jsonb - text[]` takes, built once when
+/// audit.tracked is read rather than for every statement.
+struct TrackedColumns {
+    /// The columns left out of its rows; None: none are.
+    excluded: Option<KeptDatum>,
+    /// The columns outside its primary key; None: it has none. Some(None): every column is in it.
+    non_key: Option<Option<KeptDatum>>,
+}
+
+/// A datum allocated in TopMemoryContext (it outlives statements and transactions), freed when
+/// dropped.
+struct KeptDatum(pg_sys::Datum);
+
+impl KeptDatum {
+    /// A text[] of `names` kept for the backend's life, or None when there are none.
+    fn text_array(names: &[String]) -> Option<KeptDatum> {
+        if names.is_empty() {
+            return None;
+        }
+        // SAFETY: the array is built in TopMemoryContext and only freed by Drop.
+        unsafe {
+            PgMemoryContexts::TopMemoryContext
+                .switch_to(|_| names.to_vec().into_datum())
+                .map(KeptDatum)
+        }
+    }
+}
+
+impl Drop for KeptDatum {
+    fn drop(&mut self) {
+        // SAFETY: allocated by text_array (a varlena in TopMemoryContext), freed once.
+        unsafe { pg_sys::pfree(self.0.cast_mut_ptr()) }
+    }
+}
 
 thread_local! {
     static TRACKED_PLAN: OnceCell<OwnedPreparedStatement> = const { OnceCell::new() };
@@ -339,15 +376,6 @@ fn without_keys(value: pg_sys::Datum, keys: Option<pg_sys::Datum>) -> pg_sys::Da
     }
 }
 
-/// A text[] datum of `names`, or None when there are none (nothing to remove).
-fn text_array(names: &[String]) -> Option<pg_sys::Datum> {
-    if names.is_empty() {
-        None
-    } else {
-        names.to_vec().into_datum()
-    }
-}
-
 /// Reads a transition table from its start with a read pointer of its own (another trigger of
 /// the same statement may read the same tuplestore), as PostgreSQL's own scans do.
 struct TransitionRows {
@@ -576,10 +604,12 @@ fn read_tracked(client: &pgrx::spi::SpiClient<'_>, relid: pg_sys::Oid) -> Tracki
             return Ok(None);
         }
         let row = table.first();
-        Ok::<_, pgrx::spi::Error>(Some((
-            row.get::<Vec<String>>(1)?.unwrap_or_default(),
-            row.get::<Vec<String>>(2)?,
-        )))
+        let excluded = row.get::<Vec<String>>(1)?.unwrap_or_default();
+        let non_key = row.get::<Vec<String>>(2)?;
+        Ok::<_, pgrx::spi::Error>(Some(Rc::new(TrackedColumns {
+            excluded: KeptDatum::text_array(&excluded),
+            non_key: non_key.map(|columns| KeptDatum::text_array(&columns)),
+        })))
     });
     row.unwrap_or_else(|e| {
         raise(
@@ -665,7 +695,7 @@ fn capture(data: &pg_sys::TriggerData) {
     };
     let label = table_label(relid);
     Spi::connect_mut(|client| {
-        let Some((excluded, non_key)) = as_owner(|| tracked(client, relid)) else {
+        let Some(columns) = as_owner(|| tracked(client, relid)) else {
             return;
         };
         if op == "TRUNCATE" {
@@ -683,11 +713,12 @@ fn capture(data: &pg_sys::TriggerData) {
         }
         let objects = audit_objects();
         let mut ctx = as_owner(context);
-        let excluded = text_array(&excluded);
-        let non_key = non_key.map(|columns| {
-            // pk = row - non_key - excluded; the excluded ones are gone already.
-            text_array(&columns)
-        });
+        let excluded = columns.excluded.as_ref().map(|kept| kept.0);
+        // pk = row - non_key - excluded; the excluded ones are gone already.
+        let non_key = columns
+            .non_key
+            .as_ref()
+            .map(|kept| kept.as_ref().map(|kept| kept.0));
         let mut to_jsonb = ToJsonb::new(row_type);
         let mut changes: Vec<(Change, Link)> = Vec::new();
         let old_rows = TransitionRows::open(data.tg_oldtable, desc);

@@ -198,7 +198,7 @@ fn look_up_in_active_snapshot(
     let row = as_owner(|| {
         Spi::connect(|client| {
             TOKEN_CHECK_PLAN.with(|cell| {
-                let plan = prepared(&client, cell, TOKEN_CHECK, &types);
+                let plan = prepared(client, cell, TOKEN_CHECK, &types);
                 let table = client.select(
                     plan,
                     Some(1),
