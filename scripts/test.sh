@@ -3,6 +3,7 @@
 #   1. the server's unit tests (no database needed)
 #   2. the extension's #[pg_test]s, in a PostgreSQL 15 that pgrx starts
 #   3. black-box tests: a throwaway cluster in .fluxbase/test, a real server per test on a free port
+#   4. `make bench` still runs: every figure, one second each, checked for, not judged
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -11,10 +12,10 @@ LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT
 run() { "$@" 2>&1 | tee -a "$LOG"; }
 
-echo "== 1/3 server unit tests"
+echo "== 1/4 server unit tests"
 run cargo test -p fluxbase-server --no-fail-fast
 
-echo "== 2/3 extension tests (cargo pgrx test pg15)"
+echo "== 2/4 extension tests (cargo pgrx test pg15)"
 (
   cd pg_ext
   if [ "$(id -u)" = 0 ]; then
@@ -32,7 +33,7 @@ echo "== 2/3 extension tests (cargo pgrx test pg15)"
   fi
 )
 
-echo "== 3/3 black-box tests (real cluster, real server)"
+echo "== 3/4 black-box tests (real cluster, real server)"
 # pgrx test installed its own (debug, test-only) build; put the release build back.
 scripts/install-extension.sh >/dev/null
 STATE=.fluxbase/test
@@ -50,12 +51,19 @@ scripts/cluster.sh psql "$STATE" fluxbase_chinook -f sql/demo_chinook/accounts.s
 npm ci --prefix tests/js --no-audit --no-fund >/dev/null
 FLUXBASE_TEST_STATE="$ROOT/$STATE" FLUXBASE_REPO="$ROOT" run cargo test -p fluxbase-tests --no-fail-fast
 
-# The closing line: every test of the three stages, totalled.
+echo "== 4/4 make bench runs end to end (scripts/bench-smoke.sh)"
+run scripts/bench-smoke.sh
+
+# The closing line: every test of the four stages, totalled.
 python3 - "$LOG" <<'PY'
 import re, sys
 passed = failed = 0
 for line in open(sys.argv[1], errors="replace"):
     m = re.search(r"test result: \w+\. (\d+) passed; (\d+) failed", line)
+    if m:
+        passed += int(m.group(1)); failed += int(m.group(2))
+    # scripts/bench-smoke.sh: one check per figure make bench prints.
+    m = re.match(r"bench smoke: (\d+) passed, (\d+) failed$", line.strip())
     if m:
         passed += int(m.group(1)); failed += int(m.group(2))
     # node --test (the postgrest-js suite, run inside one cargo test): its spec summary.
