@@ -14,6 +14,11 @@
 //!   those two answers cannot carry the error shape or the security headers (hyper offers no
 //!   hook for them), which is harmless as no browser renders them.
 //! - TLS (`server.tls`): rustls with ALPN `h2`, `http/1.1`; versions from `min_version`.
+//! - Idle connections: one with no request in flight for `server.header_timeout_seconds` is
+//!   closed ([`Closing`]). HTTP/1.1 gets that from hyper's header timeout already; an
+//!   HTTP/2 connection has no such deadline in hyper, and a client answering the server's
+//!   keep-alive pings could otherwise hold it open for ever. It is closed gracefully (GOAWAY):
+//!   a stream still sending its body finishes.
 //! - Shutdown: once the signal future completes, the listener is closed at once (new
 //!   connections are refused), every open connection is told to finish its in-flight requests
 //!   and close (HTTP/1.1: after the current response; HTTP/2: GOAWAY), and the loop waits for
@@ -23,15 +28,17 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::time::Instant;
 use tower::ServiceExt;
 
 /// Serves `state`'s application on `listener` until `shutdown` completes, then drains.
@@ -73,7 +80,9 @@ pub async fn serve_with_shutdown(
     let plain_builder = Arc::new(builder.clone().http1_only());
     let builder = Arc::new(builder);
     let app = crate::app(state);
-    let graceful = GracefulShutdown::new();
+    // Told to every connection at shutdown (hyper-util's GracefulShutdown cannot be combined
+    // with the idle close: its connection trait is sealed).
+    let (stop, stopping) = watch::channel(false);
     // The connection tasks, so the ones still open after the shutdown timeout can be aborted.
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -94,21 +103,34 @@ pub async fn serve_with_shutdown(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let activity = Arc::new(Activity::new());
+        let requests = activity.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             // What axum's `into_make_service_with_connect_info` would record.
             request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request)
+            let open = requests.open_request();
+            let response = app.clone().oneshot(request);
+            async move {
+                let response = response.await;
+                drop(open);
+                response
+            }
         });
         let builder = builder.clone();
         let plain_builder = plain_builder.clone();
-        let watcher = graceful.watcher();
+        let stopping = stopping.clone();
         let tls = tls.clone();
         connections.spawn(async move {
+            let closing = Closing {
+                stopping,
+                activity,
+                idle_limit: header_timeout,
+            };
             let result = match tls {
                 None => {
                     let stream = FirstByteDeadline::new(stream, header_timeout);
                     let conn = plain_builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(conn.into_owned()).await
+                    closing.drive(conn, |conn| conn.graceful_shutdown()).await
                 }
                 Some(acceptor) => {
                     let stream =
@@ -123,9 +145,11 @@ pub async fn serve_with_shutdown(
                                 return;
                             }
                         };
+                    // Idle from the end of the handshake, like the first-byte deadline.
+                    closing.activity.touch();
                     let stream = FirstByteDeadline::new(stream, header_timeout);
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(conn.into_owned()).await
+                    closing.drive(conn, |conn| conn.graceful_shutdown()).await
                 }
             };
             if let Err(error) = result {
@@ -136,10 +160,12 @@ pub async fn serve_with_shutdown(
     // Closing the listening socket refuses new connections from here on.
     drop(listener);
     tracing::info!(
-        connections = graceful.count(),
+        connections = connections.len(),
         "shutting down: finishing in-flight requests"
     );
-    if tokio::time::timeout(shutdown_timeout, graceful.shutdown())
+    let _ = stop.send(true);
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(shutdown_timeout, drained)
         .await
         .is_err()
     {
@@ -150,6 +176,91 @@ pub async fn serve_with_shutdown(
         connections.abort_all();
     }
     Ok(())
+}
+
+/// How many requests a connection has open, and since when that number last changed.
+struct Activity {
+    open: AtomicUsize,
+    changed: Mutex<Instant>,
+}
+
+/// One open request; dropping it (the response is ready, or the request was cancelled)
+/// closes it.
+struct OpenRequest(Arc<Activity>);
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            open: AtomicUsize::new(0),
+            changed: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn open_request(self: &Arc<Self>) -> OpenRequest {
+        self.open.fetch_add(1, Ordering::SeqCst);
+        self.touch();
+        OpenRequest(self.clone())
+    }
+
+    fn touch(&self) {
+        *self.changed.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    fn last_change(&self) -> Instant {
+        *self.changed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Completes once no request has been open for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let idle_since = self.last_change();
+            if self.open.load(Ordering::SeqCst) == 0 && idle_since.elapsed() >= limit {
+                return;
+            }
+            // Look again when the current quiet spell would reach the limit (or, with a
+            // request open, one limit from now).
+            let next = if self.open.load(Ordering::SeqCst) == 0 {
+                idle_since + limit
+            } else {
+                Instant::now() + limit
+            };
+            tokio::time::sleep_until(next).await;
+        }
+    }
+}
+
+impl Drop for OpenRequest {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+        self.0.touch();
+    }
+}
+
+/// What ends a connection besides its peer: the server's shutdown, or being idle too long
+/// (see the module notes). Either way the connection is shut down
+/// gracefully and driven until its in-flight work is done.
+struct Closing {
+    stopping: watch::Receiver<bool>,
+    activity: Arc<Activity>,
+    idle_limit: Duration,
+}
+
+impl Closing {
+    /// Drives `conn` to its end, calling `graceful_shutdown` on it once at shutdown or when idle.
+    async fn drive<C: Future>(
+        mut self,
+        conn: C,
+        graceful_shutdown: impl FnOnce(Pin<&mut C>),
+    ) -> C::Output {
+        let mut conn = std::pin::pin!(conn);
+        tokio::select! {
+            result = conn.as_mut() => return result,
+            _ = self.stopping.wait_for(|stop| *stop) => {}
+            () = self.activity.idle_for(self.idle_limit) => {}
+        }
+        graceful_shutdown(conn.as_mut());
+        conn.await
+    }
 }
 
 /// A stream whose first byte must arrive within a deadline.

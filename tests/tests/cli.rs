@@ -102,6 +102,9 @@ async fn the_binary_serves_from_the_environment_and_drains_on_sigterm() {
         .args(["serve", "-c", config.to_str().unwrap()])
         .env_clear()
         .env("FLUXBASE_SERVER_PORT", &port)
+        // The metrics listener on a free port too: its default (9464) may be taken by a
+        // `make run` on the same machine.
+        .env("FLUXBASE_MONITORING_PORT", "0")
         .env("FLUXBASE_DATABASE_PASSWORD_FILE", &password)
         .env("FLUXBASE_LOG", "warn")
         .stdout(Stdio::null())

@@ -1028,7 +1028,7 @@ async fn a_request_that_deallocates_everything_does_not_break_the_next() {
         END $$;
         GRANT EXECUTE ON FUNCTION public.forget_everything() TO anon;
         ";
-    let (app, clean) = start_probed(fixture).await;
+    let (app, _) = start_probed(fixture).await;
     let r = app
         .post("/api/v1/rpc/forget_everything", None, &json!({}))
         .await;
@@ -1078,7 +1078,7 @@ async fn a_request_cannot_replace_the_servers_authenticate_statement() {
         GRANT EXECUTE ON FUNCTION public.hijack() TO anon;
         GRANT EXECUTE ON FUNCTION public.loot() TO PUBLIC;
         ";
-    let (app, clean) = start_probed(fixture).await;
+    let (app, _) = start_probed(fixture).await;
     let (token, user_id) = app
         .sign_up("victim@example.com", "Correct horse battery 9")
         .await;

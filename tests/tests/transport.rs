@@ -248,6 +248,158 @@ async fn a_tls_handshake_that_never_comes_is_cut_off() {
     assert!(started.elapsed() < Duration::from_secs(4));
 }
 
+/// One HTTP/2 frame as read off the wire: its type and stream.
+struct Frame {
+    kind: u8,
+    flags: u8,
+    stream: u32,
+    payload: Vec<u8>,
+}
+
+async fn read_frame<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Frame> {
+    let mut head = [0u8; 9];
+    stream.read_exact(&mut head).await?;
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).await?;
+    Ok(Frame {
+        kind: head[3],
+        flags: head[4],
+        stream: u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff,
+        payload,
+    })
+}
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = (payload.len() as u32).to_be_bytes();
+    let mut out = vec![len[1], len[2], len[3], kind, flags];
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_even_while_it_answers_pings() {
+    // hyper's HTTP/2 has no idle deadline of its own: a client that keeps answering the
+    // server's pings would hold the connection for ever. This one makes one request, then
+    // stays connected doing nothing but acknowledging pings.
+    let certs = TestCerts::new();
+    let app = TestApp::start_with(
+        &format!(
+            "header_timeout_seconds: 1\n{}",
+            certs.server_tls_yaml("1.2")
+        ),
+        "",
+    )
+    .await;
+    let config = certs.client_config(&[&rustls::version::TLS13], &[b"h2"]);
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = TcpStream::connect(app.addr()).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+
+    // The preface, empty SETTINGS, and GET /health on stream 1, its header block in HPACK by
+    // hand: :method GET (static 2), :scheme https (static 7), :path and :authority as literals
+    // with indexed names (4 and 1).
+    let mut request = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    request.extend(frame(0x4, 0, 0, &[]));
+    let mut block = vec![0x82, 0x87, 0x04, 7];
+    block.extend_from_slice(b"/health");
+    block.extend([0x01, 9]);
+    block.extend_from_slice(b"localhost");
+    request.extend(frame(0x1, 0x4 | 0x1, 1, &block)); // END_HEADERS | END_STREAM
+    tls.write_all(&request).await.unwrap();
+    let sent = Instant::now();
+
+    let (mut answered, mut goaway, mut answered_at) = (false, false, None);
+    let watch = async {
+        loop {
+            let Ok(f) = read_frame(&mut tls).await else {
+                break; // closed
+            };
+            match f.kind {
+                0x1 if f.stream == 1 => {
+                    answered = true;
+                    answered_at = Some(Instant::now());
+                }
+                0x4 if f.flags & 0x1 == 0 => {
+                    let _ = tls.write_all(&frame(0x4, 0x1, 0, &[])).await; // SETTINGS ACK
+                }
+                0x6 if f.flags & 0x1 == 0 => {
+                    let _ = tls.write_all(&frame(0x6, 0x1, 0, &f.payload)).await;
+                    // PING ACK
+                }
+                0x7 => goaway = true,
+                _ => {}
+            }
+        }
+    };
+    let closed = tokio::time::timeout(Duration::from_secs(8), watch).await;
+    assert!(answered, "no answer to GET /health over HTTP/2");
+    assert!(
+        closed.is_ok(),
+        "the idle HTTP/2 connection was still open after 8 s"
+    );
+    assert!(goaway, "the server closed without a GOAWAY");
+    let quiet = answered_at.unwrap().elapsed();
+    assert!(
+        sent.elapsed() >= Duration::from_millis(900),
+        "closed after {:?}, before the 1 s idle limit",
+        sent.elapsed()
+    );
+    assert!(quiet < Duration::from_secs(4), "held {quiet:?} idle");
+}
+
+#[tokio::test]
+async fn an_http2_request_longer_than_the_idle_limit_is_not_cut() {
+    let certs = TestCerts::new();
+    let app = TestApp::start_with(
+        &format!(
+            "header_timeout_seconds: 1\n{}",
+            certs.server_tls_yaml("1.2")
+        ),
+        "",
+    )
+    .await;
+    let h2 = certs.http_client(&[&rustls::version::TLS13], &[b"h2"]);
+    create_slow_ping(&app, &h2).await;
+    let r = h2
+        .post(app.url("/api/v1/rpc/slow_ping"))
+        .json(&json!({"seconds": 2.5}))
+        .send()
+        .await
+        .expect("a 2.5 s request on a connection with a 1 s idle limit");
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "1");
+}
+
+/// `public.slow_ping(seconds)`: answers 1 after sleeping; waits until the API can call it
+/// through `client`.
+async fn create_slow_ping(app: &TestApp, client: &reqwest::Client) {
+    app.admin
+        .batch_execute(
+            "CREATE FUNCTION public.slow_ping(seconds float8) RETURNS int LANGUAGE sql
+             AS $$ SELECT pg_sleep(seconds); SELECT 1 $$;",
+        )
+        .await
+        .unwrap();
+    // Wait for the function cache to see it (DDL notification).
+    for _ in 0..50 {
+        let r = client
+            .post(app.url("/api/v1/rpc/slow_ping"))
+            .json(&json!({"seconds": 0}))
+            .send()
+            .await;
+        if r.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("slow_ping never became callable");
+}
+
 #[tokio::test]
 async fn body_and_header_limits() {
     let app = TestApp::start_with("max_body_bytes: 1024\nmax_header_bytes: 8192", "").await;
@@ -284,26 +436,7 @@ async fn body_and_header_limits() {
 #[tokio::test]
 async fn graceful_shutdown_finishes_the_request_in_flight_and_refuses_new_ones() {
     let mut app = TestApp::start().await;
-    app.admin
-        .batch_execute(
-            "CREATE FUNCTION public.slow_ping(seconds float8) RETURNS int LANGUAGE sql
-             AS $$ SELECT pg_sleep(seconds); SELECT 1 $$;",
-        )
-        .await
-        .unwrap();
-    // Wait for the function cache to see it (DDL notification).
-    let mut ready = false;
-    for _ in 0..50 {
-        let r = app
-            .post("/api/v1/rpc/slow_ping", None, &json!({"seconds": 0}))
-            .await;
-        if r.status == 200 {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "slow_ping never became callable");
+    create_slow_ping(&app, &reqwest::Client::new()).await;
     let url = app.url("/api/v1/rpc/slow_ping");
     // Its own client: a new connection, not the one the readiness loop kept alive.
     let in_flight = tokio::spawn(async move {
