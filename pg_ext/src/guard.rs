@@ -10,7 +10,13 @@
 //!    role change (`RESET ROLE`, `SET ROLE fluxbase_authenticator`, …) is refused too.
 //! 2. Defence in depth, two executor hooks check before every statement (nested ones in
 //!    functions included) that the current role is the verified one, or, before any
-//!    authentication, not an API role.
+//!    authentication, not an API role — neither the session's role nor the one a
+//!    SECURITY DEFINER function runs as.
+//! 3. Membership also lets the login role give objects to the API roles (`ALTER ... OWNER
+//!    TO service_role`, `CREATE SCHEMA ... AUTHORIZATION`, `REASSIGN OWNED ... TO`): a view
+//!    or a SECURITY DEFINER function it handed to `service_role` would run as that role
+//!    with no token at all (found by a red-team review). So no session but a superuser's
+//!    can make an API role the owner of anything ([`gives_to_api_role`]).
 //!
 //! Superuser sessions are exempt.
 use crate::claims;
@@ -18,6 +24,7 @@ use crate::errors::raise;
 use crate::role_switch::{role_oid, API_ROLES};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use pgrx::PgList;
 use std::cell::Cell;
 use std::ffi::CStr;
 
@@ -71,6 +78,11 @@ fn session_is_superuser() -> bool {
     unsafe { pg_sys::superuser_arg(pg_sys::GetSessionUserId()) }
 }
 
+/// The name of the API role `role` is, if it is one.
+fn api_role_name(role: pg_sys::Oid) -> Option<&'static str> {
+    API_ROLES.iter().copied().find(|r| role_oid(r) == role)
+}
+
 /// Raises 42501 when the current role is not one the guard allows.
 fn check_current_role() {
     if session_is_superuser() {
@@ -79,6 +91,53 @@ fn check_current_role() {
     let outer = unsafe { pg_sys::GetOuterUserId() };
     if let Some(why) = refusal(outer) {
         raise(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, why);
+    }
+    // Inside a SECURITY DEFINER function the current role is its owner's. After
+    // authenticating that is the function author's design; before, an API role here means
+    // code running with that role's rights and no token.
+    let current = unsafe { pg_sys::GetUserId() };
+    if current != outer && !claims::authenticated_in_this_transaction() {
+        if let Some(name) = api_role_name(current) {
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("code owned by the role \"{name}\" cannot run before auth.authenticate()"),
+            );
+        }
+    }
+}
+
+/// The API role `stmt` would make the owner of something, if any (see the module notes,
+/// depth 3): `ALTER ... OWNER TO`, `CREATE SCHEMA ... AUTHORIZATION`, `REASSIGN OWNED BY
+/// ... TO`.
+unsafe fn gives_to_api_role(stmt: *mut pg_sys::PlannedStmt) -> Option<&'static str> {
+    let node = (*stmt).utilityStmt;
+    if node.is_null() {
+        return None;
+    }
+    let owner = |spec: *mut pg_sys::RoleSpec| {
+        if spec.is_null() {
+            return None;
+        }
+        api_role_name(pg_sys::get_rolespec_oid(spec, true))
+    };
+    match (*node).type_ {
+        pg_sys::NodeTag::T_AlterOwnerStmt => {
+            owner((*node.cast::<pg_sys::AlterOwnerStmt>()).newowner)
+        }
+        pg_sys::NodeTag::T_CreateSchemaStmt => {
+            owner((*node.cast::<pg_sys::CreateSchemaStmt>()).authrole)
+        }
+        pg_sys::NodeTag::T_ReassignOwnedStmt => {
+            owner((*node.cast::<pg_sys::ReassignOwnedStmt>()).newrole)
+        }
+        pg_sys::NodeTag::T_AlterTableStmt => {
+            let cmds = (*node.cast::<pg_sys::AlterTableStmt>()).cmds;
+            PgList::<pg_sys::AlterTableCmd>::from_pg(cmds)
+                .iter_ptr()
+                .filter(|cmd| (**cmd).subtype == pg_sys::AlterTableType::AT_ChangeOwner)
+                .find_map(|cmd| owner((*cmd).newowner))
+        }
+        _ => None,
     }
 }
 
@@ -208,6 +267,14 @@ unsafe extern "C-unwind" fn process_utility(
     if let Some(why) = refused_after_authenticating(pstmt) {
         if claims::authenticated_in_this_transaction() && !session_is_superuser() {
             raise(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, why);
+        }
+    }
+    if let Some(role) = gives_to_api_role(pstmt) {
+        if !session_is_superuser() {
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("only a superuser can make the role \"{role}\" the owner of an object"),
+            );
         }
     }
     match PREV_PROCESS_UTILITY {

@@ -108,6 +108,109 @@ async fn api_roles_cannot_be_assumed_by_hand() {
     }
 }
 
+/// The refusal `sql` gets: its SQLSTATE and message (None: it ran).
+async fn refusal(client: &tokio_postgres::Client, sql: &str) -> Option<(SqlState, String)> {
+    let e = client.batch_execute(sql).await.err()?;
+    let db = e.as_db_error()?;
+    Some((db.code().clone(), db.message().to_owned()))
+}
+
+/// The login role is a member of the API roles (so that auth.authenticate can switch to
+/// them), and membership would let it hand them objects: a view or a SECURITY DEFINER
+/// function it gave to `service_role` runs with that role's rights, RLS bypassed, no token.
+/// Every way of giving an API role an object is refused; so is running code owned by an API
+/// role before authenticating (a definer function a superuser gave one); nothing was read or
+/// changed.
+#[tokio::test]
+async fn the_login_role_cannot_give_api_roles_objects_or_run_as_them() {
+    let app = TestApp::start().await;
+    let (alice, _) = app.sign_up("alice@example.com", "Alice-password-1").await;
+    let titles = "SELECT string_agg(title, ',' ORDER BY id) FROM public.notes";
+    let before: Option<String> = app.admin.query_one(titles, &[]).await.unwrap().get(0);
+    let db = app.cluster.as_server_role(&app.db).await;
+    db.batch_execute(
+        "CREATE FUNCTION pg_temp.peek() RETURNS SETOF text LANGUAGE sql SECURITY DEFINER \
+           AS $$ UPDATE public.notes SET title = 'pwned' RETURNING title $$; \
+         CREATE VIEW pg_temp.everything AS SELECT * FROM public.notes;",
+    )
+    .await
+    .unwrap();
+    for (name, sql) in [
+        (
+            "ALTER FUNCTION OWNER TO",
+            "ALTER FUNCTION pg_temp.peek() OWNER TO service_role",
+        ),
+        (
+            "ALTER VIEW OWNER TO",
+            "ALTER VIEW pg_temp.everything OWNER TO service_role",
+        ),
+        (
+            "ALTER TABLE OWNER TO (a view)",
+            "ALTER TABLE pg_temp.everything OWNER TO authenticated",
+        ),
+        (
+            "CREATE SCHEMA AUTHORIZATION",
+            "CREATE SCHEMA sneaky AUTHORIZATION service_role",
+        ),
+        (
+            "REASSIGN OWNED",
+            "REASSIGN OWNED BY CURRENT_USER TO service_role",
+        ),
+        ("to anon", "ALTER FUNCTION pg_temp.peek() OWNER TO anon"),
+    ] {
+        let (state, message) = refusal(&db, sql)
+            .await
+            .unwrap_or_else(|| panic!("{name}: it ran"));
+        assert_eq!(state, SqlState::INSUFFICIENT_PRIVILEGE, "{name}: {message}");
+        assert!(
+            message.contains("only a superuser can make the role"),
+            "{name}: {message}"
+        );
+    }
+    // Still the login role's: its rights, which reach no table.
+    assert!(refusal(&db, "SELECT * FROM pg_temp.peek()").await.is_some());
+    assert!(refusal(&db, "SELECT * FROM pg_temp.everything")
+        .await
+        .is_some());
+
+    // A definer function a superuser gave service_role: not before authenticating (with or
+    // without a transaction), and as the function's design intends after.
+    app.admin
+        .batch_execute(
+            "CREATE FUNCTION public.count_notes_as_owner() RETURNS bigint LANGUAGE sql SECURITY DEFINER \
+               AS 'SELECT count(*) FROM public.notes'; \
+             ALTER FUNCTION public.count_notes_as_owner() OWNER TO service_role; \
+             GRANT EXECUTE ON FUNCTION public.count_notes_as_owner() TO PUBLIC;",
+        )
+        .await
+        .unwrap();
+    for sql in [
+        "SELECT public.count_notes_as_owner()".to_owned(),
+        "BEGIN; SELECT public.count_notes_as_owner(); COMMIT".to_owned(),
+    ] {
+        let (state, message) = refusal(&db, &sql).await.expect("it ran");
+        assert_eq!(state, SqlState::INSUFFICIENT_PRIVILEGE, "{message}");
+        assert!(
+            message.contains("cannot run before auth.authenticate()"),
+            "{message}"
+        );
+        db.batch_execute("ROLLBACK").await.unwrap();
+    }
+    db.batch_execute(&format!(
+        "BEGIN; SELECT auth.authenticate('{alice}'); SELECT public.count_notes_as_owner(); COMMIT"
+    ))
+    .await
+    .expect("after authenticating, a definer function runs as designed");
+
+    // The owner of the database's objects (a superuser) still can.
+    app.admin
+        .batch_execute("CREATE SCHEMA by_admin AUTHORIZATION service_role")
+        .await
+        .expect("a superuser gives an API role a schema");
+    let after: Option<String> = app.admin.query_one(titles, &[]).await.unwrap().get(0);
+    assert_eq!(before, after, "a note changed");
+}
+
 #[tokio::test]
 async fn hand_set_claims_do_not_impersonate() {
     let app = TestApp::start().await;
