@@ -288,6 +288,12 @@ pub fn map_db_failure(f: DbFailure<'_>, token_given: bool) -> ApiError {
             "ALREADY_EXISTS",
             "The function tried to create an object that already exists",
         ),
+        // to_tsquery refusing the query text of an `fts` filter (`fts.a &&&`): the client's
+        // own text. Any other 42601 would be SQL the server built, a bug: it stays a 500.
+        "42601" if f.message.contains("in tsquery") => ApiError::bad_request(
+            "INVALID_VALUE",
+            "The full-text search query is not valid tsquery syntax (plfts, phfts and wfts take plain text)",
+        ),
         "42P18" | "42725" => ApiError::bad_request(
             "UNSUPPORTED_OPERATION",
             "An operator is not available or ambiguous for this column's type",
@@ -828,6 +834,18 @@ mod tests {
             assert_eq!((e.status, e.code.as_ref()), (status, api), "{code}");
             assert!(!e.message.contains("SELECT") && !e.message.contains("relation"));
         }
+    }
+
+    #[test]
+    fn a_tsquery_syntax_error_is_the_clients_and_any_other_42601_ours() {
+        let e = map("42601", "syntax error in tsquery: \"a &&&\"", true);
+        assert_eq!(
+            (e.status, e.code.as_ref()),
+            (StatusCode::BAD_REQUEST, "INVALID_VALUE")
+        );
+        assert!(!e.message.contains("&&&"), "{}", e.message);
+        let e = map("42601", "syntax error at or near \"FROM\"", true);
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]
