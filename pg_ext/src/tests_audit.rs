@@ -137,6 +137,22 @@ mod tests {
             "pin",
             "password_hash",
             "hash",
+            // camelCase and run-together names (found by a red-team review).
+            "accessToken",
+            "refreshToken",
+            "apitoken",
+            "tokenHash",
+            "pwhash",
+            "tokens",
+            "jwt",
+            "recovery_codes",
+            "backupCodes",
+            "passphrase",
+            "credentials",
+            "otpSecret",
+            "userPIN",
+            "APIKey",
+            "userpwd",
         ] {
             assert_eq!(
                 Spi::get_one::<bool>(&format!("SELECT audit.is_secret_column('{name}')")).unwrap(),
@@ -155,6 +171,15 @@ mod tests {
             "tokenizer_name",
             "opinion",
             "created_at",
+            "tokenizer",
+            "hashtags",
+            "pinned",
+            "isPinned",
+            "passenger",
+            "credit_limit",
+            "keyword",
+            "spinnerColor",
+            "zip_code",
         ] {
             assert_eq!(
                 Spi::get_one::<bool>(&format!("SELECT audit.is_secret_column('{name}')")).unwrap(),

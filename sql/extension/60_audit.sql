@@ -201,18 +201,23 @@ COMMENT ON FUNCTION audit.require_superuser(text) IS 'Internal: raise 42501 unle
 -- ---------------------------------------------------------------------------------------
 
 -- Columns whose names say they hold a secret, excluded unless an allow-list names them (a value
--- copied into the append-only log can only be removed by a superuser, so err on leaving out):
--- anything containing password, passwd or secret (passwordhash, client_secret, secretkey); the
--- words pwd, token, otp, totp, pin, hash as a whole name part (refresh_token, otp_code, pin);
--- and keys: api_key, apikey, private_key, secret_key, access_key, signing_key, encryption_key,
--- session_key.
+-- copied into the append-only log can only be removed by a superuser, so err on leaving out).
+-- The name is first cut into words at camelCase humps and lower-cased (accessToken ->
+-- access_token, otpSecret -> otp_secret). Then: anything containing password, passwd,
+-- passphrase, passcode, secret, credential or jwt; pwd, token(s), otp, totp, pin or hash as a
+-- whole word (refresh_token, otp_code, pin, token_hash); a name ending in token(s), hash or pwd
+-- (apitoken, pwhash); keys (api_key, apikey, private_key, secret_key, access_key, signing_key,
+-- encryption_key, session_key); and recovery or backup codes.
 CREATE FUNCTION audit.is_secret_column(name text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT name ~* 'password|passwd|secret'
-      OR name ~* '(^|_)(pwd|token|otp|totp|pin|hash)(_|$)'
-      OR name ~* '(^|_)(api|private|secret|access|signing|encryption|session)_?key(_|$)'
+  SELECT words ~ 'password|passwd|passphrase|passcode|secret|credential|jwt'
+      OR words ~ '(^|_)(pwd|tokens?|otp|totp|pin|hash)(_|$)'
+      OR words ~ '(tokens?|hash|pwd)$'
+      OR words ~ '(^|_)(api|private|secret|access|signing|encryption|session)_?key(_|$)'
+      OR words ~ '(^|_)(recovery|backup)_?codes?(_|$)'
+  FROM (SELECT lower(regexp_replace(name, '([a-z0-9])([A-Z])', '\1_\2', 'g')) AS words) AS cut
 $$;
-COMMENT ON FUNCTION audit.is_secret_column(text) IS 'Whether a column name looks like a secret (containing password/passwd/secret; pwd, token, otp, totp, pin or hash as a name part; api/private/secret/access/signing/encryption/session key): excluded from audit rows by default.';
+COMMENT ON FUNCTION audit.is_secret_column(text) IS 'Whether a column name looks like a secret (after cutting camelCase into words: containing password/passwd/passphrase/passcode/secret/credential/jwt; pwd, token(s), otp, totp, pin or hash as a word; ending in token(s)/hash/pwd; api/private/secret/access/signing/encryption/session key; recovery/backup codes): excluded from audit rows by default.';
 
 -- The tracked tables and how (the source of truth; audit.tables is the view to read).
 CREATE TABLE audit.tracked (
