@@ -93,6 +93,49 @@ mod tests {
         Spi::run("SELECT auth.set_setting('access_token_expiry', '-5m')").unwrap();
     }
 
+    #[pg_test(error = "setting \"max_login_attempts\" must be at most 100, not \"1000000\"")]
+    fn a_lockout_too_loose_to_lock_is_refused() {
+        Spi::run("SELECT auth.apply_settings('{\"max_login_attempts\": 1000000}')").unwrap();
+    }
+
+    #[pg_test(error = "setting \"access_token_expiry\" must be at most 1d (24h), not \"3650d\"")]
+    fn an_access_token_lifetime_over_a_day_is_refused() {
+        Spi::run("SELECT auth.set_setting('access_token_expiry', '3650d')").unwrap();
+    }
+
+    /// Every change of a setting is an admin.settings_changed event (found by a red-team
+    /// review: the server's login role could weaken every rule without a trace); setting a
+    /// value it already has records nothing; the ceilings themselves are allowed.
+    #[pg_test]
+    fn every_settings_change_is_a_security_event() {
+        let events = "SELECT count(*) FROM auth.events WHERE event = 'admin.settings_changed'";
+        let before = Spi::get_one::<i64>(events).unwrap().unwrap();
+        Spi::run("SELECT auth.apply_settings('{\"max_login_attempts\": 100, \"access_token_expiry\": \"24h\", \"lockout_type\": \"ip_and_email\"}')").unwrap();
+        assert_eq!(
+            Spi::get_one::<i64>(events).unwrap().unwrap(),
+            before + 2,
+            "two values changed (lockout_type kept its value)"
+        );
+        let details = Spi::get_one::<pgrx::JsonB>(
+            "SELECT details FROM auth.events WHERE event = 'admin.settings_changed' AND details->>'key' = 'max_login_attempts' ORDER BY id DESC LIMIT 1",
+        )
+        .unwrap()
+        .unwrap()
+        .0;
+        assert_eq!(details["old"], "5");
+        assert_eq!(details["new"], "100");
+        assert!(details["by"].is_string(), "{details}");
+        // It reaches the audit log too, as a SECURITY row.
+        assert_eq!(
+            Spi::get_one::<i64>(
+                "SELECT count(*) FROM audit.log WHERE op = 'SECURITY' AND details->>'event' = 'admin.settings_changed'"
+            )
+            .unwrap()
+            .unwrap(),
+            before + 2
+        );
+    }
+
     #[pg_test(error = "unknown Fluxbase setting \"max_login_attempt\"")]
     fn unknown_setting_is_refused() {
         Spi::run("SELECT auth.apply_settings('{\"max_login_attempt\": 3}')").unwrap();

@@ -25,6 +25,14 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION auth.setting_value_problem(text, text) IS 'Internal: why a value is not valid for a setting kind (NULL when valid).';
 
+-- A well-formed duration value (30s, 15m, 1h, 7d) in seconds.
+CREATE FUNCTION auth.duration_seconds(value text) RETURNS bigint
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT (m[1])::bigint * CASE m[2] WHEN 's' THEN 1 WHEN 'm' THEN 60 WHEN 'h' THEN 3600 ELSE 86400 END
+  FROM regexp_match(value, '^([0-9]+)(s|m|h|d)$') AS m
+$$;
+COMMENT ON FUNCTION auth.duration_seconds(text) IS 'Internal: a duration setting value (30s, 15m, 1h, 7d) in seconds.';
+
 -- Refuses a bad value at write time, naming the key, so a typo never silently means "default".
 CREATE FUNCTION auth.settings_validate() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -37,6 +45,15 @@ BEGIN
   IF NEW.key IN ('max_login_attempts', 'password_min_length') AND NEW.value::int < 1 THEN
     RAISE EXCEPTION 'setting "%" must be at least 1, not "%"', NEW.key, NEW.value USING ERRCODE = '22023';
   END IF;
+  -- Ceilings on the two settings whose extreme values quietly switch a protection off: more
+  -- than 100 failures per lockout key is no lockout, and an access token lives on in its
+  -- clients until it expires.
+  IF NEW.key = 'max_login_attempts' AND NEW.value::int > 100 THEN
+    RAISE EXCEPTION 'setting "max_login_attempts" must be at most 100, not "%"', NEW.value USING ERRCODE = '22023';
+  END IF;
+  IF NEW.key = 'access_token_expiry' AND auth.duration_seconds(NEW.value) > 86400 THEN
+    RAISE EXCEPTION 'setting "access_token_expiry" must be at most 1d (24h), not "%"', NEW.value USING ERRCODE = '22023';
+  END IF;
   RETURN NEW;
 END
 $$;
@@ -45,6 +62,25 @@ COMMENT ON FUNCTION auth.settings_validate() IS 'Internal: validates auth.settin
 -- Validation trigger.
 CREATE TRIGGER settings_validate BEFORE INSERT OR UPDATE ON auth.settings
   FOR EACH ROW EXECUTE FUNCTION auth.settings_validate();
+
+-- Every change of a setting is a security event (admin.settings_changed: key, old and new
+-- value, who): it reaches the audit log and the server's audit log file, so weakening a rule
+-- (from psql, or by whoever holds the server's login role) never goes unrecorded.
+-- auth.record_event is created later (25_sessions.sql); the initial values are INSERTs.
+CREATE FUNCTION auth.settings_record_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM auth.record_event('admin.settings_changed', 'success', NULL, NULL,
+    jsonb_build_object('key', NEW.key, 'old', OLD.value, 'new', NEW.value, 'by', session_user::text));
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION auth.settings_record_change() IS 'Internal: records a changed setting as the security event admin.settings_changed.';
+
+-- Change trigger (only when the value really changes: a server restart re-applying the same
+-- yaml records nothing).
+CREATE TRIGGER settings_record_change AFTER UPDATE ON auth.settings
+  FOR EACH ROW WHEN (OLD.value IS DISTINCT FROM NEW.value) EXECUTE FUNCTION auth.settings_record_change();
 
 INSERT INTO auth.settings (key, value, kind, description) VALUES
   ('jwt_issuer', 'fluxbase', 'text',
@@ -101,8 +137,7 @@ COMMENT ON FUNCTION auth.setting_int(text) IS 'An integer Fluxbase setting.';
 -- A duration setting (30s, 15m, 1h, 7d) as an interval.
 CREATE FUNCTION auth.setting_interval(setting_key text) RETURNS interval
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT make_interval(secs => (m[1])::bigint * CASE m[2] WHEN 's' THEN 1 WHEN 'm' THEN 60 WHEN 'h' THEN 3600 ELSE 86400 END)
-  FROM regexp_match(auth.setting(setting_key), '^([0-9]+)(s|m|h|d)$') AS m
+  SELECT make_interval(secs => auth.duration_seconds(auth.setting(setting_key)))
 $$;
 COMMENT ON FUNCTION auth.setting_interval(text) IS 'A duration setting (30s, 15m, 1h, 7d) as an interval.';
 

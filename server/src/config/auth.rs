@@ -146,12 +146,33 @@ impl AuthConfig {
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        check_int("auth.password_min_length", self.password_min_length, 1)?;
-        check_int("auth.password_max_age_days", self.password_max_age_days, 0)?;
-        check_int("auth.max_login_attempts", self.max_login_attempts, 1)?;
-        check_duration("auth.access_token_expiry", &self.access_token_expiry)?;
-        check_duration("auth.refresh_token_expiry", &self.refresh_token_expiry)?;
-        check_duration("auth.lockout_duration", &self.lockout_duration)?;
+        check_int(
+            "auth.password_min_length",
+            self.password_min_length,
+            1,
+            MAX_SETTING_INT,
+        )?;
+        check_int(
+            "auth.password_max_age_days",
+            self.password_max_age_days,
+            0,
+            MAX_SETTING_INT,
+        )?;
+        // The database's ceilings (sql/extension/10_settings.sql), refused here first so the
+        // message names the yaml key: more failures is no lockout, and an access token lives
+        // on in its clients until it expires.
+        check_int("auth.max_login_attempts", self.max_login_attempts, 1, 100)?;
+        check_duration(
+            "auth.access_token_expiry",
+            &self.access_token_expiry,
+            Some(86_400),
+        )?;
+        check_duration(
+            "auth.refresh_token_expiry",
+            &self.refresh_token_expiry,
+            None,
+        )?;
+        check_duration("auth.lockout_duration", &self.lockout_duration, None)?;
         if let Some(kind) = &self.lockout_type {
             if !["ip", "email", "ip_and_email"].contains(&kind.as_str()) {
                 return invalid(
@@ -242,32 +263,52 @@ pub fn is_http_url(url: &str) -> bool {
     !host.is_empty() && !host.starts_with(':') && url.bytes().all(|b| b.is_ascii_graphic())
 }
 
-fn check_int(key: &'static str, value: Option<i64>, min: i64) -> Result<(), ConfigError> {
+fn check_int(key: &'static str, value: Option<i64>, min: i64, max: i64) -> Result<(), ConfigError> {
     match value {
-        Some(v) if !(min..=MAX_SETTING_INT).contains(&v) => invalid(
+        Some(v) if !(min..=max).contains(&v) => invalid(
             key,
-            format!("must be a whole number from {min} to {MAX_SETTING_INT}, not {v}"),
+            format!("must be a whole number from {min} to {max}, not {v}"),
         ),
         _ => Ok(()),
     }
 }
 
-/// `^[1-9][0-9]{0,8}(s|m|h|d)$`, as the database checks it.
-fn check_duration(key: &'static str, value: &Option<String>) -> Result<(), ConfigError> {
+/// `^[1-9][0-9]{0,8}(s|m|h|d)$`, as the database checks it, and at most `max_seconds`.
+fn check_duration(
+    key: &'static str,
+    value: &Option<String>,
+    max_seconds: Option<u64>,
+) -> Result<(), ConfigError> {
     let Some(value) = value else {
         return Ok(());
+    };
+    let unit = match value.chars().last() {
+        Some('s') => 1,
+        Some('m') => 60,
+        Some('h') => 3_600,
+        Some('d') => 86_400,
+        _ => 0,
     };
     let digits = value.strip_suffix(['s', 'm', 'h', 'd']).unwrap_or_default();
     let ok = (1..=9).contains(&digits.len())
         && digits.bytes().all(|b| b.is_ascii_digit())
         && !digits.starts_with('0');
-    if ok {
-        Ok(())
-    } else {
-        invalid(
+    if !ok {
+        return invalid(
             key,
             format!("must be a positive duration like 30s, 15m, 1h or 7d, not \"{value}\""),
-        )
+        );
+    }
+    let seconds = digits
+        .parse::<u64>()
+        .unwrap_or(u64::MAX)
+        .saturating_mul(unit);
+    match max_seconds {
+        Some(max) if seconds > max => invalid(
+            key,
+            format!("must be at most {}h, not \"{value}\"", max / 3_600),
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -358,11 +399,26 @@ mod tests {
     }
 
     #[test]
+    fn the_ceilings_themselves_are_allowed() {
+        for yaml in [
+            "  access_token_expiry: 1d\n  max_login_attempts: 100\n",
+            "  access_token_expiry: 24h\n",
+            "  access_token_expiry: 86400s\n",
+            "  refresh_token_expiry: 90d\n",
+        ] {
+            assert!(parse(yaml).is_ok(), "{yaml}");
+        }
+    }
+
+    #[test]
     fn rule_values_are_checked_by_key() {
         for (yaml, key) in [
             ("  password_min_length: 0\n", "auth.password_min_length"),
             ("  password_min_length: -3\n", "auth.password_min_length"),
             ("  max_login_attempts: 0\n", "auth.max_login_attempts"),
+            ("  max_login_attempts: 101\n", "auth.max_login_attempts"),
+            ("  access_token_expiry: 25h\n", "auth.access_token_expiry"),
+            ("  access_token_expiry: 3650d\n", "auth.access_token_expiry"),
             (
                 "  password_max_age_days: -1\n",
                 "auth.password_max_age_days",
