@@ -60,8 +60,17 @@ pub fn authenticate(token: Option<&str>) {
     let role_oid =
         role_switch::switch_to(role_switch::database_role_for(app_role, enrollment_only));
     // PostgREST-compatible, for policies written for it; the auth.* functions do not trust it.
-    role_switch::set_local("request.jwt.claims", &json);
-    claims::publish(role_oid, claims);
+    // An enrolment-only session shows policies nothing but the role it runs as (see
+    // claims::with_visible).
+    if enrollment_only {
+        role_switch::set_local(
+            "request.jwt.claims",
+            r#"{"role": "anon", "mfa_enrollment_required": true}"#,
+        );
+    } else {
+        role_switch::set_local("request.jwt.claims", &json);
+    }
+    claims::publish(role_oid, claims, enrollment_only);
 }
 
 #[pgrx::pg_schema]

@@ -15,6 +15,9 @@ pub struct Verified {
     /// The database role `auth.authenticate` switched to.
     role_oid: pg_sys::Oid,
     pub claims: Value,
+    /// An admin's session that may only enrol 2FA: it runs as `anon`, and the readers say so
+    /// (see [`with_visible`]).
+    enrollment_only: bool,
 }
 
 thread_local! {
@@ -27,25 +30,40 @@ fn current_lxid() -> u32 {
 }
 
 /// Records the claims just verified for this transaction and role.
-pub fn publish(role_oid: pg_sys::Oid, claims: Value) {
+pub fn publish(role_oid: pg_sys::Oid, claims: Value, enrollment_only: bool) {
     let v = Verified {
         lxid: current_lxid(),
         role_oid,
         claims,
+        enrollment_only,
     };
     CURRENT.with(|c| *c.borrow_mut() = Some(v));
 }
 
-/// Applies `f` to the current claims when they are still valid for this transaction and role.
-pub fn with_current<R>(f: impl FnOnce(&Value) -> Option<R>) -> Option<R> {
+/// Applies `f` to the current claims (and whether the session is enrolment-only) when they
+/// are still valid for this transaction and role.
+fn with_verified<R>(f: impl FnOnce(&Value, bool) -> Option<R>) -> Option<R> {
     let lxid = current_lxid();
     // GetOuterUserId is the role chosen by SET ROLE, unaffected by SECURITY DEFINER, so
     // auth.uid() inside a definer function still sees the caller.
     let outer = unsafe { pg_sys::GetOuterUserId() };
     CURRENT.with(|c| match &*c.borrow() {
-        Some(v) if v.lxid == lxid && v.role_oid == outer => f(&v.claims),
+        Some(v) if v.lxid == lxid && v.role_oid == outer => f(&v.claims, v.enrollment_only),
         _ => None,
     })
+}
+
+/// Applies `f` to the current claims when they are still valid for this transaction and role.
+pub fn with_current<R>(f: impl FnOnce(&Value) -> Option<R>) -> Option<R> {
+    with_verified(|claims, _| f(claims))
+}
+
+/// As [`with_current`], but nothing in an enrolment-only session: it runs as `anon`, and
+/// were its user's id, e-mail or claims visible, every policy that reads `auth.uid()` without
+/// a `TO` clause would hand it that user's rows (found by a red-team review). The 2FA
+/// enrolment functions read the user through `fluxbase.enrolment_claims()` instead.
+fn with_visible<R>(f: impl FnOnce(&Value) -> Option<R>) -> Option<R> {
+    with_verified(|claims, enrollment_only| if enrollment_only { None } else { f(claims) })
 }
 
 /// Whether `role_oid` is the role `auth.authenticate` switched to in this transaction.
@@ -64,20 +82,36 @@ fn claim_str(name: &str) -> Option<String> {
     with_current(|c| c.get(name).and_then(Value::as_str).map(str::to_owned))
 }
 
+/// A claim readers may see (not in an enrolment-only session).
+fn visible_claim_str(name: &str) -> Option<String> {
+    with_visible(|c| c.get(name).and_then(Value::as_str).map(str::to_owned))
+}
+
 fn claim_uuid(name: &str) -> Option<pgrx::Uuid> {
-    let text = claim_str(name)?;
+    uuid_of(claim_str(name)?)
+}
+
+fn uuid_of(text: String) -> Option<pgrx::Uuid> {
     let parsed = uuid::Uuid::parse_str(&text).ok()?;
     Some(pgrx::Uuid::from_bytes(*parsed.as_bytes()))
 }
 
-/// `auth.uid()`: the verified user id (`sub`), for Rust callers (the audit trigger).
+/// `auth.uid()`: the verified user id (`sub`), for Rust callers (the audit trigger). NULL
+/// in an enrolment-only session.
 pub fn verified_uid() -> Option<pgrx::Uuid> {
-    claim_uuid("sub")
+    uuid_of(visible_claim_str("sub")?)
 }
 
-/// `auth.role()`: the verified application role claim.
+/// `auth.role()`: the verified application role claim; `anon` in an enrolment-only session
+/// (the role it runs as: its `admin` claim must open nothing).
 pub fn verified_role() -> Option<String> {
-    claim_str("role")
+    with_verified(|c, enrollment_only| {
+        if enrollment_only {
+            Some("anon".to_owned())
+        } else {
+            c.get("role").and_then(Value::as_str).map(str::to_owned)
+        }
+    })
 }
 
 /// `auth.session_id()`: the verified session id.
@@ -105,16 +139,16 @@ pub mod auth {
         super::verified_role()
     }
 
-    /// The verified e-mail claim of this request, or NULL.
+    /// The verified e-mail claim of this request, or NULL (also in an enrolment-only session).
     #[pg_extern(stable, parallel_restricted)]
     fn email() -> Option<String> {
-        super::claim_str("email")
+        super::visible_claim_str("email")
     }
 
-    /// All verified claims of this request as jsonb, or NULL.
+    /// All verified claims of this request as jsonb, or NULL (also in an enrolment-only session).
     #[pg_extern(stable, parallel_restricted)]
     fn jwt() -> Option<JsonB> {
-        super::with_current(|c| Some(JsonB(c.clone())))
+        super::with_visible(|c| Some(JsonB(c.clone())))
     }
 
     /// The session id claim of this request, or NULL.
@@ -127,5 +161,18 @@ pub mod auth {
     #[pg_extern(stable, parallel_restricted)]
     fn aal() -> Option<String> {
         super::claim_str("aal")
+    }
+}
+
+#[pgrx::pg_schema]
+pub mod fluxbase {
+    use pgrx::prelude::*;
+    use pgrx::JsonB;
+
+    /// Internal (no API role may call it; the 2FA enrolment functions do): the verified claims
+    /// of an enrolment-only session, whose `auth.uid()` is NULL; NULL in any other session.
+    #[pg_extern(stable, parallel_restricted)]
+    fn enrolment_claims() -> Option<JsonB> {
+        super::with_verified(|c, enrollment_only| enrollment_only.then(|| JsonB(c.clone())))
     }
 }

@@ -102,6 +102,7 @@ extension_sql_file!(
         mfa::fluxbase::encrypt_secret,
         mfa::fluxbase::decrypt_secret,
         mfa::fluxbase::totp_current_code,
+        claims::fluxbase::enrolment_claims,
     ]
 );
 extension_sql_file!(

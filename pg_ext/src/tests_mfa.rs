@@ -224,6 +224,23 @@ mod tests {
 
     #[pg_test]
     fn admins_without_2fa_can_only_enrol() {
+        // Only the extension's own functions read whom an enrolment-only session enrols.
+        for internal in [
+            "fluxbase.enrolment_claims()",
+            "auth.mfa_user()",
+            "auth.mfa_email()",
+        ] {
+            for role in ["anon", "authenticated", "service_role"] {
+                assert_eq!(
+                    Spi::get_one::<bool>(&format!(
+                        "SELECT has_function_privilege('{role}', '{internal}', 'EXECUTE')"
+                    ))
+                    .unwrap(),
+                    Some(false),
+                    "{role} may call {internal}"
+                );
+            }
+        }
         Spi::run(&format!(
             "SELECT auth.create_user('boss@example.com', '{PASSWORD}', 'admin')"
         ))
@@ -243,11 +260,28 @@ mod tests {
                 .as_deref(),
             Some("anon")
         );
+        // It must not be the admin to any policy: no uid, the role it runs as, no claims.
         assert!(Spi::get_one::<pgrx::Uuid>("SELECT auth.uid()")
             .unwrap()
-            .is_some());
+            .is_none());
+        assert_eq!(
+            Spi::get_one::<String>("SELECT auth.role()")
+                .unwrap()
+                .as_deref(),
+            Some("anon")
+        );
+        assert!(Spi::get_one::<pgrx::JsonB>("SELECT auth.jwt()")
+            .unwrap()
+            .is_none());
+        // Only the extension's own enrolment functions see whom it enrols.
         let setup = json("SELECT auth.mfa_setup()");
         assert_eq!(setup["type"], "totp");
+        assert!(
+            setup["totp"]["uri"].as_str().unwrap().contains("boss"),
+            "{setup}"
+        );
+        let pending = json("SELECT auth.mfa_status()");
+        assert_eq!(pending["pending"], true, "{pending}");
     }
 
     /// An aal2 session of `email`, made directly (as after a completed second step).

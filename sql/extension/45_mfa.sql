@@ -10,6 +10,22 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION auth.is_admin_role(text) IS 'Whether an application role is an administrator role (admin, dashboard_admin, service_role).';
 
+-- The user a 2FA enrolment function acts for: the signed-in user, or in an enrolment-only
+-- session (an admin who must enrol first, whose auth.uid() is NULL so that it reaches no
+-- data) the admin enrolling. Only for the functions below (not callable by API roles).
+CREATE FUNCTION auth.mfa_user() RETURNS uuid
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(auth.uid(), (fluxbase.enrolment_claims() ->> 'sub')::uuid)
+$$;
+COMMENT ON FUNCTION auth.mfa_user() IS 'Internal: the user a 2FA enrolment function acts for (auth.uid(), or the admin of an enrolment-only session).';
+
+-- That user's e-mail (for the otpauth URI's label).
+CREATE FUNCTION auth.mfa_email() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(auth.email(), fluxbase.enrolment_claims() ->> 'email')
+$$;
+COMMENT ON FUNCTION auth.mfa_email() IS 'Internal: the e-mail of auth.mfa_user().';
+
 -- Starts (or restarts) TOTP enrolment for the caller: a new secret, not active until enabled.
 -- Returns {id, type: "totp", totp: {secret, uri}}; the server adds the QR code.
 CREATE FUNCTION auth.mfa_setup() RETURNS jsonb
@@ -18,18 +34,18 @@ DECLARE
   secret text := fluxbase.totp_new_secret();
   factor auth.mfa_factors;
 BEGIN
-  IF auth.uid() IS NULL THEN
+  IF auth.mfa_user() IS NULL THEN
     RAISE EXCEPTION '2FA setup needs a signed-in user' USING ERRCODE = '42501';
   END IF;
-  IF auth.has_mfa(auth.uid()) THEN
+  IF auth.has_mfa(auth.mfa_user()) THEN
     RAISE EXCEPTION '2FA is already enabled; disable it first' USING ERRCODE = 'FB400';
   END IF;
   INSERT INTO auth.mfa_factors (user_id, secret_encrypted)
-  VALUES (auth.uid(), fluxbase.encrypt_secret(secret))
+  VALUES (auth.mfa_user(), fluxbase.encrypt_secret(secret))
   ON CONFLICT (user_id) DO UPDATE SET secret_encrypted = EXCLUDED.secret_encrypted, last_used_step = NULL, updated_at = now()
   RETURNING * INTO factor;
   RETURN jsonb_build_object('id', factor.id, 'type', 'totp',
-    'totp', jsonb_build_object('secret', secret, 'uri', fluxbase.totp_uri(secret, auth.email())));
+    'totp', jsonb_build_object('secret', secret, 'uri', fluxbase.totp_uri(secret, auth.mfa_email())));
 END
 $$;
 COMMENT ON FUNCTION auth.mfa_setup() IS 'Start TOTP enrolment: returns {id, type, totp: {secret, uri}}; active only after auth.mfa_enable(code).';
@@ -42,7 +58,7 @@ DECLARE
   step bigint;
   codes text[];
 BEGIN
-  SELECT * INTO factor FROM auth.mfa_factors f WHERE f.user_id = auth.uid() AND f.status = 'unverified' FOR UPDATE;
+  SELECT * INTO factor FROM auth.mfa_factors f WHERE f.user_id = auth.mfa_user() AND f.status = 'unverified' FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'no 2FA enrolment is pending; call setup first' USING ERRCODE = 'FB400';
   END IF;
@@ -52,9 +68,9 @@ BEGIN
   END IF;
   UPDATE auth.mfa_factors SET status = 'verified', last_used_step = step, updated_at = now() WHERE id = factor.id;
   SELECT array_agg(upper(substr(fluxbase.random_token(), 1, 10))) INTO codes FROM generate_series(1, 10);
-  DELETE FROM auth.mfa_backup_codes WHERE user_id = auth.uid();
-  INSERT INTO auth.mfa_backup_codes (user_id, code_hash) SELECT auth.uid(), auth.token_hash(c) FROM unnest(codes) AS c;
-  PERFORM auth.record_event('auth.2fa_enable', 'success', auth.uid());
+  DELETE FROM auth.mfa_backup_codes WHERE user_id = auth.mfa_user();
+  INSERT INTO auth.mfa_backup_codes (user_id, code_hash) SELECT auth.mfa_user(), auth.token_hash(c) FROM unnest(codes) AS c;
+  PERFORM auth.record_event('auth.2fa_enable', 'success', auth.mfa_user());
   RETURN jsonb_build_object('success', true, 'backup_codes', to_jsonb(codes));
 END
 $$;
@@ -165,8 +181,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     'enabled', coalesce(bool_or(f.status = 'verified'), false),
     'pending', coalesce(bool_or(f.status = 'unverified'), false),
     'type', CASE WHEN bool_or(f.status = 'verified') THEN 'totp' END,
-    'backup_codes_left', (SELECT count(*) FROM auth.mfa_backup_codes b WHERE b.user_id = auth.uid() AND b.used_at IS NULL))
-  FROM auth.mfa_factors f WHERE f.user_id = auth.uid()
+    'backup_codes_left', (SELECT count(*) FROM auth.mfa_backup_codes b WHERE b.user_id = auth.mfa_user() AND b.used_at IS NULL))
+  FROM auth.mfa_factors f WHERE f.user_id = auth.mfa_user()
 $$;
 COMMENT ON FUNCTION auth.mfa_status() IS 'The caller''s 2FA state: {enabled, pending, type, backup_codes_left}.';
 

@@ -4,6 +4,9 @@
 -- Internals: nobody but the extension's own SECURITY DEFINER functions (owned by the
 -- installing superuser) may sign tokens, hash, or make tokens.
 REVOKE ALL ON FUNCTION fluxbase.sign_token(jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.enrolment_claims() FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.mfa_user() FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.mfa_email() FROM PUBLIC;
 REVOKE ALL ON FUNCTION fluxbase.hash_password(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION fluxbase.verify_password(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION fluxbase.password_needs_rehash(text) FROM PUBLIC;

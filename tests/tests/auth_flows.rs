@@ -689,3 +689,131 @@ async fn yaml_auth_settings_are_applied_at_start() {
     assert_eq!(cfg.status, 200, "{}", cfg.text);
     assert_eq!(cfg.body["password_min_length"], 16);
 }
+
+/// An admin without 2FA signs in to a session that may only enrol TOTP (require_2fa_for_admins).
+/// It runs as `anon`, and it must not be the admin to any policy either: a policy without a
+/// `TO` clause that reads `auth.uid()` (the demo's `notes_select`) handed it the admin's private
+/// notes, and `auth.role()` said `admin` (found by a red-team review). Enrolling still works.
+#[tokio::test]
+async fn an_enrolment_only_session_sees_no_data_of_its_admin_and_can_still_enrol() {
+    let app = TestApp::start().await;
+    let password = "Admin-password-1";
+    let admin_id: String = app
+        .admin
+        .query_one(
+            "SELECT (auth.create_user('boss@example.com', $1, 'admin'))::text",
+            &[&password],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    app.admin
+        .execute(
+            "INSERT INTO public.notes (user_id, title, is_public) VALUES ($1::text::uuid, 'ADMIN PRIVATE NOTE', false)",
+            &[&admin_id],
+        )
+        .await
+        .unwrap();
+    let r = sign_in(&app, "boss@example.com", password).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["mfa_enrollment_required"], true, "{}", r.text);
+    let token = r.body["access_token"].as_str().unwrap().to_owned();
+
+    let notes = app
+        .get("/api/v1/tables/notes?select=title", Some(&token))
+        .await;
+    assert_eq!(notes.status, 200, "{}", notes.text);
+    assert!(
+        !notes.text.contains("ADMIN PRIVATE NOTE"),
+        "the enrolment-only session read its admin's private note: {}",
+        notes.text
+    );
+    // What a function sees of the session: no user, the role it runs as, no claims, and a
+    // PostgREST-style claims setting without the admin's id.
+    app.admin
+        .batch_execute(
+            "CREATE FUNCTION public.whoami() RETURNS jsonb LANGUAGE sql AS $$
+               SELECT jsonb_build_object('uid', auth.uid(), 'role', auth.role(), 'jwt', auth.jwt(),
+                 'email', auth.email(), 'db_role', current_user,
+                 'claims', current_setting('request.jwt.claims', true)) $$;
+             GRANT EXECUTE ON FUNCTION public.whoami() TO anon;",
+        )
+        .await
+        .unwrap();
+    let mut seen = None;
+    for _ in 0..50 {
+        let r = app
+            .post("/api/v1/rpc/whoami", Some(&token), &json!({}))
+            .await;
+        if r.status == 200 {
+            seen = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let seen = seen.expect("whoami never became callable");
+    assert_eq!(seen.body["uid"], Value::Null, "{}", seen.text);
+    assert_eq!(seen.body["role"], "anon", "{}", seen.text);
+    assert_eq!(seen.body["jwt"], Value::Null, "{}", seen.text);
+    assert_eq!(seen.body["email"], Value::Null, "{}", seen.text);
+    assert_eq!(seen.body["db_role"], "anon", "{}", seen.text);
+    assert!(!seen.text.contains(&admin_id), "{}", seen.text);
+
+    // Enrolment itself: setup, enable with a code; then a 2FA sign-in reads the note.
+    let setup = app
+        .request(
+            Method::POST,
+            "/api/v1/auth/2fa/setup",
+            Some(&token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(setup.status, 200, "{}", setup.text);
+    assert!(
+        setup.body["totp"]["uri"].as_str().unwrap().contains("boss"),
+        "{}",
+        setup.text
+    );
+    let secret = setup.body["totp"]["secret"].as_str().unwrap().to_owned();
+    let status = app
+        .request(
+            Method::GET,
+            "/api/v1/auth/2fa/status",
+            Some(&token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status.status, 200, "{}", status.text);
+    assert_eq!(status.body["pending"], true, "{}", status.text);
+    let code = current_code(&app, &secret).await;
+    let enabled = app
+        .post(
+            "/api/v1/auth/2fa/enable",
+            Some(&token),
+            &json!({"code": code}),
+        )
+        .await;
+    assert_eq!(enabled.status, 200, "{}", enabled.text);
+    assert_eq!(
+        enabled.body["backup_codes"].as_array().map(Vec::len),
+        Some(10)
+    );
+    let step1 = sign_in(&app, "boss@example.com", password).await;
+    assert_eq!(step1.body["requires_2fa"], true, "{}", step1.text);
+    next_window(&app, "boss@example.com").await;
+    let step2 = app
+        .post(
+            "/api/v1/auth/2fa/verify",
+            None,
+            &json!({"mfa_token": step1.body["mfa_token"], "code": current_code(&app, &secret).await}),
+        )
+        .await;
+    assert_eq!(step2.status, 200, "{}", step2.text);
+    let full = step2.body["access_token"].as_str().unwrap();
+    let notes = app
+        .get("/api/v1/tables/notes?select=title", Some(full))
+        .await;
+    assert!(notes.text.contains("ADMIN PRIVATE NOTE"), "{}", notes.text);
+}
