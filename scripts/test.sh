@@ -16,6 +16,16 @@ echo "== 1/4 server unit tests"
 run cargo test -p fluxbase-server --no-fail-fast
 
 echo "== 2/4 extension tests (cargo pgrx test pg15)"
+# cargo pgrx test installs its test build over the installed library in place (it copies into
+# the file), and a running cluster that has that file mapped (a `make run` on this machine)
+# dies of SIGILL/SIGSEGV and stays down (found by a reviewer). Give the path a fresh copy
+# first: running clusters keep the file they mapped, pgrx overwrites the copy.
+lib="$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/fluxbase.so"
+if [ -f "$lib" ]; then
+  as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+  as_root cp -p "$lib" "$lib.fluxbase-detach"
+  as_root mv -f "$lib.fluxbase-detach" "$lib"
+fi
 (
   cd pg_ext
   if [ "$(id -u)" = 0 ]; then
