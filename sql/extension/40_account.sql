@@ -101,6 +101,13 @@ BEGIN
   IF uid IS NULL THEN
     RETURN auth.failure('INVALID_TOKEN', 'invalid or expired password change token');
   END IF;
+  SELECT * INTO account FROM auth.users WHERE id = uid;
+  -- The expired password again would be no change at all (password_max_age_days would mean
+  -- nothing). Raised, so the token's use rolls back and it can be used with another password.
+  IF fluxbase.verify_password(account.encrypted_password, new_password) THEN
+    RAISE EXCEPTION 'the password does not meet the policy: must differ from the expired password'
+      USING ERRCODE = 'FB422', DETAIL = '["must differ from the expired password"]';
+  END IF;
   PERFORM auth.set_password(uid, new_password);
   SELECT * INTO account FROM auth.users WHERE id = uid;
   PERFORM auth.record_event('auth.password_change', 'success', uid, client_ip);

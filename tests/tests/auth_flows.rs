@@ -661,6 +661,22 @@ async fn expired_passwords_only_allow_a_change() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["requires_password_change"], true);
     assert!(r.body.get("access_token").is_none());
+    // The expired password itself is not a new one (found by a review: "changing" to it
+    // made password_max_age_days do nothing); the refusal leaves the token usable.
+    let same = app
+        .post(
+            "/api/v1/auth/password/change",
+            None,
+            &json!({"password_change_token": r.body["password_change_token"], "new_password": PW}),
+        )
+        .await;
+    assert_eq!(same.status, 400, "{}", same.text);
+    assert_eq!(same.body["code"], "WEAK_PASSWORD", "{}", same.text);
+    assert!(
+        same.text.contains("must differ from the expired password"),
+        "{}",
+        same.text
+    );
     let change = app
         .post(
             "/api/v1/auth/password/change",
