@@ -22,6 +22,7 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -55,13 +56,23 @@ impl RequestContext {
 #[derive(Debug, Clone)]
 pub struct RouteTemplate(pub String);
 
+/// Where [`remember_route`] also leaves the template for [`request_context`], as soon as the
+/// route is matched: a request the timeout cuts off has no response from inside the router,
+/// and was counted and logged as `unmatched` (found by a reviewer).
+#[derive(Debug, Clone, Default)]
+pub struct RouteSlot(Arc<OnceLock<String>>);
+
 /// Route layer: copies the matched route template into the response, where the outer
-/// request middleware (which runs before routing) can read it.
+/// request middleware (which runs before routing) can read it, and into the request's
+/// [`RouteSlot`].
 pub async fn remember_route(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
+    if let (Some(slot), Some(route)) = (req.extensions().get::<RouteSlot>(), &route) {
+        let _ = slot.0.set(route.clone());
+    }
     let mut response = next.run(req).await;
     if let Some(route) = route {
         response.extensions_mut().insert(RouteTemplate(route));
@@ -138,6 +149,8 @@ pub async fn request_context(
         client_ip,
         user_agent,
     });
+    let slot = RouteSlot::default();
+    req.extensions_mut().insert(slot.clone());
 
     let response = next.run(req).await;
     if let Some(refused) = response.extensions().get::<crate::rate_limit::Refused>() {
@@ -149,7 +162,8 @@ pub async fn request_context(
     let route = response
         .extensions()
         .get::<RouteTemplate>()
-        .map(|r| r.0.clone());
+        .map(|r| r.0.clone())
+        .or_else(|| slot.0.get().cloned());
     let error_code = response
         .extensions()
         .get::<ApiError>()
@@ -328,6 +342,37 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request the timeout cuts off (its body never comes) is counted and logged under its
+    /// route, not `unmatched` (found by a reviewer).
+    #[tokio::test]
+    async fn a_timed_out_request_keeps_its_route() {
+        use tower::ServiceExt;
+        let config = crate::Config::from_yaml_str(
+            "server: { host: 127.0.0.1, port: 0, request_timeout_seconds: 1 }\n\
+             database: { url: \"postgres://fluxbase_server:unit-test-password@127.0.0.1:1/fluxbase\" }\n",
+        )
+        .expect("config");
+        let router = crate::app(AppState::lazy(&config).expect("lazy state"));
+        let counted = || {
+            METRICS
+                .http_requests
+                .with_label_values(&["POST", "/api/v1/auth/signin", "503"])
+                .get()
+        };
+        let before = counted();
+        let (_sender, body) =
+            http_body_util::channel::Channel::<axum::body::Bytes, std::convert::Infallible>::new(1);
+        let request = axum::http::Request::builder()
+            .method("POST")
+            .uri("/api/v1/auth/signin")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::new(body))
+            .expect("request");
+        let response = router.oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(counted(), before + 1);
+    }
 
     #[test]
     fn bare_statuses_get_codes() {
