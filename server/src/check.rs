@@ -301,7 +301,7 @@ async fn connect_and_report(
         .map_err(|e| format!("cannot connect: {}", crate::error_chain(&e)))?;
     database_checks(&client, out).await;
     drop(client);
-    password_policy_checks(&pool, out).await;
+    password_policy_checks(&pool, &config.auth.database_settings(), out).await;
     let client = pool
         .get()
         .await
@@ -361,9 +361,15 @@ async fn database_checks(client: &tokio_postgres::Client, out: &mut CheckOutcome
     }
 }
 
-/// The password policy and the 2FA rule as the database holds them (`auth.public_config()`,
-/// what `GET /api/v1/auth/config` shows, read the API's way: as `anon`).
-async fn password_policy_checks(pool: &deadpool_postgres::Pool, out: &mut CheckOutcome) {
+/// The password policy and the 2FA rule as they will be once this config runs: the database's
+/// (`auth.public_config()`, what `GET /api/v1/auth/config` shows, read the API's way: as
+/// `anon`) with the yaml's `auth:` keys over them, since `serve` writes those at start. Read
+/// from the database alone, a config that weakens the policy passed (found by a reviewer).
+async fn password_policy_checks(
+    pool: &deadpool_postgres::Pool,
+    yaml: &serde_json::Map<String, serde_json::Value>,
+    out: &mut CheckOutcome,
+) {
     let settings = db::with_request_tx(
         pool,
         db::Access::ReadOnly,
@@ -375,7 +381,7 @@ async fn password_policy_checks(pool: &deadpool_postgres::Pool, out: &mut CheckO
         },
     )
     .await;
-    let settings = match settings {
+    let mut settings = match settings {
         Ok(settings) => settings,
         Err(e) => {
             out.fail(
@@ -385,6 +391,11 @@ async fn password_policy_checks(pool: &deadpool_postgres::Pool, out: &mut CheckO
             return;
         }
     };
+    if let Some(current) = settings.as_object_mut() {
+        for (key, value) in yaml {
+            current.insert(key.clone(), value.clone());
+        }
+    }
     let min = settings["password_min_length"].as_i64().unwrap_or(0);
     let classes: Vec<&str> = [
         ("password_require_uppercase", "upper case"),
