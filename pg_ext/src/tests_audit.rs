@@ -793,6 +793,46 @@ mod tests {
         assert_eq!(verify(), None);
     }
 
+    /// DDL that rewrites a tracked table changes stored values with no row change: the log
+    /// holds the statement, and the row's history lists it (found by a red-team review: only
+    /// a bare DDL row was left, and the history jumped from one value to another). A rename
+    /// changes no value and stays out of the history; TRUNCATE is in it.
+    #[pg_test]
+    fn a_rewrite_by_ddl_is_in_the_row_history_with_its_statement() {
+        posts_table();
+        run("INSERT INTO public.posts (title) VALUES ('a'), ('b')");
+        run(
+            "ALTER TABLE public.posts ALTER COLUMN title TYPE varchar(50) USING 'rewritten-by-ddl'",
+        );
+        run("ALTER TABLE public.posts RENAME COLUMN title TO heading");
+        run("ALTER TABLE public.posts ADD COLUMN stars int DEFAULT 5");
+        run("UPDATE public.posts SET heading = 'c' WHERE id = 1");
+        run("TRUNCATE public.posts");
+        // (The statement is the client's, current_query(): here the test's own call; the
+        // black-box test in tests/tests/audit.rs checks its text.)
+        let history = json("SELECT jsonb_agg(jsonb_build_array(op, details->>'rewrite', coalesce(details ? 'statement', false)) ORDER BY id) FROM audit.row_history('public.posts', '{\"id\": 1}')");
+        assert_eq!(
+            history,
+            json!([
+                ["INSERT", null, false],
+                ["DDL", "true", true],
+                ["UPDATE", null, false],
+                ["TRUNCATE", null, false]
+            ]),
+            "{history}"
+        );
+        // The ordinary DDL rows of a tracked table carry their statement too (three ALTERs).
+        assert_eq!(
+            Spi::get_one::<i64>(
+                "SELECT count(*) FROM audit.log WHERE op = 'DDL' AND details->>'command_tag' = 'ALTER TABLE' \
+                 AND details ? 'statement' AND NOT details ? 'rewrite'"
+            )
+            .unwrap(),
+            Some(3)
+        );
+        assert_eq!(verify(), None);
+    }
+
     /// The rows of one statement share one statement id (its first row's id); no two
     /// statements share one, whether the trigger or audit.append (DDL, TRUNCATE) wrote them.
     #[pg_test]

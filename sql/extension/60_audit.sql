@@ -607,12 +607,21 @@ COMMENT ON FUNCTION audit.purge(interval) IS
 -- Query helpers
 -- ---------------------------------------------------------------------------------------
 
--- The history of one row: its key as jsonb (e.g. '{"id": 42}'), oldest first. For a table
--- without a primary key, the rows whose old or new content contains the given jsonb.
+-- The history of one row: its key as jsonb (e.g. '{"id": 42}'), oldest first, with what
+-- changed every row of the table since it appeared — a rewrite by DDL (ALTER COLUMN ... TYPE
+-- ... USING: values change with no row change; see audit.on_table_rewrite) and TRUNCATE. For a
+-- table without a primary key, the rows whose old or new content contains the given jsonb.
 CREATE FUNCTION audit.row_history(target regclass, key jsonb) RETURNS SETOF audit.log
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  RETURN QUERY SELECT l.* FROM audit.log l WHERE l.table_oid = target AND l.pk = key ORDER BY l.id;
+  RETURN QUERY
+    WITH own AS (SELECT l.* FROM audit.log l WHERE l.table_oid = target AND l.pk = key)
+    SELECT * FROM own
+    UNION ALL
+    SELECT l.* FROM audit.log l
+    WHERE l.table_oid = target AND l.pk IS NULL AND l.id > (SELECT min(own.id) FROM own)
+      AND (l.op = 'TRUNCATE' OR (l.op = 'DDL' AND l.details ? 'rewrite'))
+    ORDER BY id;
   IF NOT FOUND THEN
     RETURN QUERY SELECT l.* FROM audit.log l
       WHERE l.table_oid = target AND l.pk IS NULL AND l.op IN ('INSERT', 'UPDATE', 'DELETE')
@@ -694,6 +703,10 @@ BEGIN
                jsonb_build_object('command_tag', c.command_tag, 'object_type', c.object_type,
                                   'object_identity', c.object_identity, 'schema', c.schema_name)
                || CASE WHEN tampered IS NOT NULL THEN jsonb_build_object('audit_triggers_changed', tampered) ELSE '{}' END
+               -- On a tracked table, the statement itself: ADD COLUMN ... DEFAULT or DROP
+               -- COLUMN change what every row holds.
+               || CASE WHEN c.classid = 'pg_class'::regclass AND EXISTS (SELECT FROM audit.tracked t WHERE t.relid = c.objid)
+                       THEN jsonb_build_object('statement', left(current_query(), 10000)) ELSE '{}' END
            )::audit.change
     FROM pg_event_trigger_ddl_commands() c WHERE NOT c.in_extension));
 END
@@ -716,5 +729,26 @@ END
 $$;
 COMMENT ON FUNCTION audit.on_sql_drop() IS 'Internal: record dropped objects in audit.log and untrack dropped tables.';
 
+-- Before DDL rewrites a tracked table (ALTER COLUMN ... TYPE, with or without USING; a
+-- volatile default for a new column): an audit row with the statement, because the rewrite
+-- changes stored values without any row change reaching the capture trigger (found by a
+-- red-team review: `ALTER ... TYPE text USING 'x'` rewrote every row, leaving only a bare DDL
+-- row). audit.row_history lists it among the row's changes.
+CREATE FUNCTION audit.on_table_rewrite() RETURNS event_trigger
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  target oid := pg_event_trigger_table_rewrite_oid();
+BEGIN
+  IF EXISTS (SELECT FROM audit.tracked t WHERE t.relid = target) THEN
+    PERFORM audit.append('DDL', ARRAY[ROW(target, target::regclass::text, NULL, NULL, NULL,
+      jsonb_build_object('command_tag', tg_tag, 'rewrite', true,
+                         'reason', pg_event_trigger_table_rewrite_reason(),
+                         'statement', left(current_query(), 10000)))::audit.change]);
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION audit.on_table_rewrite() IS 'Internal: record a rewrite of a tracked table by DDL, with the statement, in audit.log.';
+
 CREATE EVENT TRIGGER fluxbase_audit_ddl ON ddl_command_end EXECUTE FUNCTION audit.on_ddl_command_end();
+CREATE EVENT TRIGGER fluxbase_audit_rewrite ON table_rewrite EXECUTE FUNCTION audit.on_table_rewrite();
 CREATE EVENT TRIGGER fluxbase_audit_drop ON sql_drop EXECUTE FUNCTION audit.on_sql_drop();

@@ -630,3 +630,59 @@ async fn a_tracking_change_reaches_pooled_connections_at_once() {
     }
     assert_eq!(broken_link(&app.admin).await, None);
 }
+
+/// A table's owner (no superuser) rewrites every row of a tracked table with DDL: no row
+/// change reaches the capture trigger, so the log records the rewrite with the statement that
+/// did it and who, and the row's history lists it between its changes (found by a red-team
+/// review: only a bare `ALTER TABLE` row was left).
+#[tokio::test]
+async fn a_table_owners_rewrite_of_a_tracked_table_is_recorded_with_its_statement() {
+    let app = TestApp::start().await;
+    let owner = format!("owner_{}", uuid::Uuid::new_v4().simple());
+    app.admin
+        .batch_execute(&format!(
+            "CREATE ROLE {owner} NOLOGIN;
+             CREATE TABLE public.items (id int PRIMARY KEY, name text);
+             ALTER TABLE public.items OWNER TO {owner};
+             SELECT audit.enable('public.items');
+             INSERT INTO public.items VALUES (1, 'a'), (2, 'b');"
+        ))
+        .await
+        .unwrap();
+    app.admin
+        .batch_execute(&format!("SET ROLE {owner}"))
+        .await
+        .unwrap();
+    let rewrite =
+        "ALTER TABLE public.items ALTER COLUMN name TYPE varchar(40) USING 'rewritten-by-ddl'";
+    app.admin.batch_execute(rewrite).await.unwrap();
+    app.admin
+        .batch_execute("UPDATE public.items SET name = 'c' WHERE id = 1")
+        .await
+        .unwrap();
+    app.admin.batch_execute("RESET ROLE").await.unwrap();
+    let row = app
+        .admin
+        .query_one(
+            "SELECT jsonb_agg(jsonb_build_array(op, details->>'statement', db_role, old_row->>'name') ORDER BY id)::text \
+             FROM audit.row_history('public.items', '{\"id\": 1}')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let history: Value = serde_json::from_str(row.get::<_, &str>(0)).unwrap();
+    assert_eq!(history[0][0], "INSERT", "{history}");
+    assert_eq!(
+        history[1],
+        json!(["DDL", rewrite, owner, null]),
+        "{history}"
+    );
+    assert_eq!(history[2][0], "UPDATE", "{history}");
+    assert_eq!(history[2][3], "rewritten-by-ddl", "{history}");
+    assert_eq!(history.as_array().map(Vec::len), Some(3), "{history}");
+    assert_eq!(broken_link(&app.admin).await, None);
+    app.admin
+        .batch_execute(&format!("DROP TABLE public.items; DROP ROLE {owner}"))
+        .await
+        .unwrap();
+}
