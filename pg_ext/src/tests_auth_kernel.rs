@@ -204,6 +204,47 @@ mod tests {
         );
     }
 
+    /// An IPv6 client counts by its /64: rotating addresses inside it does not reset the
+    /// count (found by a red-team review), another /64 is another key, and an IPv4-mapped
+    /// address is the IPv4 address.
+    #[pg_test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        Spi::run("SELECT auth.set_setting('lockout_type', 'ip')").unwrap();
+        sign_up("victim6@example.com");
+        for i in 1..=5 {
+            sign_in(
+                &format!("guess{i}@example.com"),
+                "Wrong-password-99",
+                &format!("2001:db8:0:7::{i:x}"),
+            );
+        }
+        let r = sign_in("victim6@example.com", PASSWORD, "2001:db8:0:7:ffff::99");
+        assert_eq!(r["error"]["code"], "INVALID_CREDENTIALS", "{r}");
+        let r = sign_in("victim6@example.com", PASSWORD, "2001:db8:0:8::1");
+        assert!(
+            r.get("access_token").is_some(),
+            "another /64 is not locked: {r}"
+        );
+        assert_eq!(
+            Spi::get_one::<String>("SELECT auth.lockout_ip_key('::ffff:192.0.2.7')")
+                .unwrap()
+                .as_deref(),
+            Some("ip:192.0.2.7")
+        );
+        assert_eq!(
+            Spi::get_one::<String>("SELECT auth.lockout_ip_key('2001:db8:0:7:1:2:3:4')")
+                .unwrap()
+                .as_deref(),
+            Some("ip:2001:db8:0:7::/64")
+        );
+        Spi::run("SELECT auth.unlock(ip => '2001:db8:0:7::abcd')").unwrap();
+        let r = sign_in("victim6@example.com", PASSWORD, "2001:db8:0:7::1");
+        assert!(
+            r.get("access_token").is_some(),
+            "unlocked by any address of the /64: {r}"
+        );
+    }
+
     #[pg_test]
     fn ip_and_email_locks_on_either_key() {
         sign_up("both@example.com");

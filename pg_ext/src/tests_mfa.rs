@@ -62,6 +62,53 @@ mod tests {
         (secret, codes, code)
     }
 
+    /// Whether `token` authenticates now (in a subtransaction; the superuser role restored).
+    fn authenticates(token: &str) -> bool {
+        Spi::get_one::<bool>(&format!(
+            "DO $$ BEGIN PERFORM auth.authenticate('{token}'); \
+               PERFORM set_config('fluxbase_test.ok', 'yes', true); \
+             EXCEPTION WHEN invalid_authorization_specification THEN \
+               PERFORM set_config('fluxbase_test.ok', 'no', true); END $$; \
+             RESET ROLE; SELECT current_setting('fluxbase_test.ok') = 'yes'"
+        ))
+        .unwrap()
+        .unwrap()
+    }
+
+    /// Enabling 2FA ends the account's other sessions, which the password alone opened (a
+    /// red-team review kept one refreshing for days); the enabling session stays.
+    #[pg_test]
+    fn enabling_2fa_ends_the_other_password_only_sessions() {
+        let other = json(&format!(
+            "SELECT auth.sign_up('twofa@example.com', '{PASSWORD}')"
+        ));
+        let other = other["access_token"].as_str().unwrap().to_owned();
+        let this = json(&format!(
+            "SELECT auth.sign_in('twofa@example.com', '{PASSWORD}', '127.0.0.1')"
+        ));
+        let this = this["access_token"].as_str().unwrap().to_owned();
+        assert!(authenticates(&other) && authenticates(&this));
+        Spi::run(&format!("SELECT auth.authenticate('{this}')")).unwrap();
+        let setup = json("SELECT auth.mfa_setup()");
+        let secret = setup["totp"]["secret"].as_str().unwrap().to_owned();
+        Spi::run("RESET ROLE").unwrap();
+        let code = code_for(&secret);
+        Spi::run(&format!("SELECT auth.authenticate('{this}')")).unwrap();
+        json(&format!("SELECT auth.mfa_enable('{code}')"));
+        Spi::run("RESET ROLE").unwrap();
+        assert!(!authenticates(&other), "the other session still works");
+        assert!(authenticates(&this), "the enabling session ended");
+        assert_eq!(
+            Spi::get_one::<String>(
+                "SELECT revoked_reason FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id \
+                 WHERE u.email = 'twofa@example.com' AND s.revoked_at IS NOT NULL"
+            )
+            .unwrap()
+            .as_deref(),
+            Some("2fa_enabled")
+        );
+    }
+
     fn challenge(email: &str) -> String {
         let r = json(&format!(
             "SELECT auth.sign_in('{email}', '{PASSWORD}', '127.0.0.1')"

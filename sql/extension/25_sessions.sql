@@ -140,6 +140,21 @@ REVOKE ALL ON FUNCTION auth.purge_expired() FROM PUBLIC;
 -- Lockout
 -- ---------------------------------------------------------------------------------------
 
+-- The lockout key of a client address: an IPv4 address itself, an IPv6 address by its /64 (one
+-- subscriber usually holds a whole /64 and can rotate addresses within it, which would dodge a
+-- per-address count; the rate limiter groups by /64 too). An IPv4-mapped IPv6 address counts as
+-- the IPv4 address it maps.
+CREATE FUNCTION auth.lockout_ip_key(client_ip inet) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT 'ip:' || CASE
+    WHEN family(client_ip) = 6 AND NOT client_ip <<= '::ffff:0.0.0.0/96'::inet
+      THEN network(set_masklen(client_ip, 64))::text
+    WHEN family(client_ip) = 6
+      THEN host((('0.0.0.0'::inet) + (client_ip - '::ffff:0.0.0.0'::inet)))
+    ELSE host(client_ip) END
+$$;
+COMMENT ON FUNCTION auth.lockout_ip_key(inet) IS 'Internal: the lockout key of a client address (ip:<v4>, or ip:<v6 /64>).';
+
 -- The keys a sign-in attempt counts against, per the lockout_type setting.
 CREATE FUNCTION auth.lockout_keys(email text, client_ip inet) RETURNS text[]
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -147,7 +162,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     CASE WHEN auth.setting('lockout_type') IN ('email', 'ip_and_email') AND email IS NOT NULL
          THEN 'email:' || auth.normalize_email(email) END,
     CASE WHEN auth.setting('lockout_type') IN ('ip', 'ip_and_email') AND client_ip IS NOT NULL
-         THEN 'ip:' || host(client_ip) END], NULL)
+         THEN auth.lockout_ip_key(client_ip) END], NULL)
 $$;
 COMMENT ON FUNCTION auth.lockout_keys(text, inet) IS 'Internal: the lockout keys (email:…, ip:…) an attempt counts against, per lockout_type.';
 
@@ -208,7 +223,7 @@ DECLARE
   n integer;
 BEGIN
   DELETE FROM auth.login_attempts a
-  WHERE a.key = 'email:' || auth.normalize_email(unlock.email) OR a.key = 'ip:' || host(unlock.ip);
+  WHERE a.key = 'email:' || auth.normalize_email(unlock.email) OR a.key = auth.lockout_ip_key(unlock.ip);
   GET DIAGNOSTICS n = ROW_COUNT;
   PERFORM auth.record_event('admin.unlock', 'success', NULL, unlock.ip,
     jsonb_build_object('email', auth.normalize_email(unlock.email), 'keys_cleared', n));

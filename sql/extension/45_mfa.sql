@@ -70,6 +70,10 @@ BEGIN
   SELECT array_agg(upper(substr(fluxbase.random_token(), 1, 10))) INTO codes FROM generate_series(1, 10);
   DELETE FROM auth.mfa_backup_codes WHERE user_id = auth.mfa_user();
   INSERT INTO auth.mfa_backup_codes (user_id, code_hash) SELECT auth.mfa_user(), auth.token_hash(c) FROM unnest(codes) AS c;
+  -- The account's other sessions were opened with the password alone (a thief's among them,
+  -- perhaps): they end, and from now on a sign-in needs the second factor too.
+  PERFORM auth.revoke_session(s.id, '2fa_enabled') FROM auth.sessions s
+  WHERE s.user_id = auth.mfa_user() AND s.revoked_at IS NULL AND s.id IS DISTINCT FROM auth.session_id();
   PERFORM auth.record_event('auth.2fa_enable', 'success', auth.mfa_user());
   RETURN jsonb_build_object('success', true, 'backup_codes', to_jsonb(codes));
 END
