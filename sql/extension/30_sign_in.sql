@@ -32,7 +32,9 @@ BEGIN
     'refresh_token', refresh_token,
     'token_type', 'bearer',
     'expires_in', floor(extract(epoch FROM lifetime))::bigint,
-    'expires_at', expires_at);
+    'expires_at', expires_at)
+    -- Said at the top too (sign-in and every refresh alike), so a client knows to enrol.
+    || CASE WHEN session.enrollment_only THEN '{"mfa_enrollment_required": true}'::jsonb ELSE '{}'::jsonb END;
 END
 $$;
 COMMENT ON FUNCTION auth.token_response(auth.users, auth.sessions, text) IS 'Internal: sign an access token for a session and build the token response.';
@@ -235,17 +237,20 @@ COMMENT ON FUNCTION auth.refresh(text, inet) IS
   'Exchange a refresh token for a new pair (single-use with rotation; reuse revokes the session). Returns the token response or {"error":{"code":"INVALID_REFRESH_TOKEN"}}.';
 
 -- Signs the caller out: blacklists this access token at once and revokes its session, or
--- with scope 'global' every session of the user.
+-- with scope 'global' every session of the user. An enrolment-only session (an admin who must
+-- enrol 2FA first: anon to every policy, so auth.uid() is NULL) can sign out too; its claims
+-- come from fluxbase.enrolment_claims() (auth.mfa_user: the signed-in user, or that admin).
 CREATE FUNCTION auth.sign_out(scope text DEFAULT 'local') RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  claims jsonb := auth.jwt();
+  claims jsonb := coalesce(auth.jwt(), fluxbase.enrolment_claims());
+  who uuid := auth.mfa_user();
   sid uuid;
 BEGIN
   IF scope NOT IN ('local', 'global', 'others') THEN
     RAISE EXCEPTION 'scope must be local, global or others' USING ERRCODE = 'FB400';
   END IF;
-  IF auth.uid() IS NULL THEN
+  IF who IS NULL THEN
     RAISE EXCEPTION 'sign-out needs a signed-in user' USING ERRCODE = '42501';
   END IF;
   IF scope <> 'others' THEN
@@ -254,14 +259,14 @@ BEGIN
   END IF;
   FOR sid IN
     SELECT s.id FROM auth.sessions s
-    WHERE s.user_id = auth.uid() AND s.revoked_at IS NULL
+    WHERE s.user_id = who AND s.revoked_at IS NULL
       AND CASE scope WHEN 'local' THEN s.id = auth.session_id()
                      WHEN 'others' THEN s.id <> auth.session_id()
                      ELSE true END
   LOOP
     PERFORM auth.revoke_session(sid, 'sign_out');
   END LOOP;
-  PERFORM auth.record_event('auth.logout', 'success', auth.uid(), NULL, jsonb_build_object('scope', scope));
+  PERFORM auth.record_event('auth.logout', 'success', who, NULL, jsonb_build_object('scope', scope));
   DELETE FROM auth.revoked_tokens WHERE expires_at < now();
 END
 $$;

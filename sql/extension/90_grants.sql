@@ -43,7 +43,9 @@ GRANT EXECUTE ON FUNCTION auth.change_expired_password(text, text, inet) TO anon
 REVOKE ALL ON FUNCTION auth.sign_out(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION auth.update_user(jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION auth.me() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION auth.sign_out(text) TO authenticated;
+-- anon too: an enrolment-only session runs as anon (the anon key itself has no session to end:
+-- it gets 42501).
+GRANT EXECUTE ON FUNCTION auth.sign_out(text) TO authenticated, anon;
 GRANT EXECUTE ON FUNCTION auth.update_user(jsonb) TO authenticated;
 GRANT EXECUTE ON FUNCTION auth.me() TO authenticated, service_role;
 

@@ -734,6 +734,20 @@ async fn an_enrolment_only_session_sees_no_data_of_its_admin_and_can_still_enrol
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["mfa_enrollment_required"], true, "{}", r.text);
     let token = r.body["access_token"].as_str().unwrap().to_owned();
+    // A refresh keeps saying so.
+    let refreshed = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({"refresh_token": r.body["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    assert_eq!(
+        refreshed.body["mfa_enrollment_required"], true,
+        "{}",
+        refreshed.text
+    );
 
     let notes = app
         .get("/api/v1/tables/notes?select=title", Some(&token))
@@ -832,4 +846,40 @@ async fn an_enrolment_only_session_sees_no_data_of_its_admin_and_can_still_enrol
         .get("/api/v1/tables/notes?select=title", Some(full))
         .await;
     assert!(notes.text.contains("ADMIN PRIVATE NOTE"), "{}", notes.text);
+
+    // The enrolment-only session can still sign out (a review found it refused): its token
+    // is refused afterwards, the full session goes on.
+    let out = app
+        .request(
+            Method::POST,
+            "/api/v1/auth/signout",
+            Some(&token),
+            None,
+            &[],
+        )
+        .await;
+    assert!(
+        out.status == 200 || out.status == 204,
+        "{} {}",
+        out.status,
+        out.text
+    );
+    let after = app
+        .get("/api/v1/tables/notes?select=title", Some(&token))
+        .await;
+    assert_eq!(after.status, 401, "{}", after.text);
+    let still = app
+        .get("/api/v1/tables/notes?select=title", Some(full))
+        .await;
+    assert_eq!(still.status, 200, "{}", still.text);
+    // The anon key has no session to end.
+    let anon = app
+        .request(Method::POST, "/api/v1/auth/signout", None, None, &[])
+        .await;
+    assert!(
+        (400..500).contains(&anon.status),
+        "{} {}",
+        anon.status,
+        anon.text
+    );
 }
