@@ -108,7 +108,8 @@ fn check_current_role() {
 
 /// The API role `stmt` would make the owner of something, if any (see the module notes,
 /// depth 3): `ALTER ... OWNER TO`, `CREATE SCHEMA ... AUTHORIZATION`, `REASSIGN OWNED BY
-/// ... TO`.
+/// ... TO`; and `ALTER DEFAULT PRIVILEGES FOR ROLE <api role>`, which decides who may use
+/// what that role creates later (membership is all PostgreSQL asks for it; found by a review).
 unsafe fn gives_to_api_role(stmt: *mut pg_sys::PlannedStmt) -> Option<&'static str> {
     let node = (*stmt).utilityStmt;
     if node.is_null() {
@@ -129,6 +130,19 @@ unsafe fn gives_to_api_role(stmt: *mut pg_sys::PlannedStmt) -> Option<&'static s
         }
         pg_sys::NodeTag::T_ReassignOwnedStmt => {
             owner((*node.cast::<pg_sys::ReassignOwnedStmt>()).newrole)
+        }
+        pg_sys::NodeTag::T_AlterDefaultPrivilegesStmt => {
+            let options = (*node.cast::<pg_sys::AlterDefaultPrivilegesStmt>()).options;
+            PgList::<pg_sys::DefElem>::from_pg(options)
+                .iter_ptr()
+                .filter(|option| {
+                    !(**option).defname.is_null() && CStr::from_ptr((**option).defname) == c"roles"
+                })
+                .find_map(|option| {
+                    PgList::<pg_sys::RoleSpec>::from_pg((*option).arg.cast())
+                        .iter_ptr()
+                        .find_map(owner)
+                })
         }
         pg_sys::NodeTag::T_AlterTableStmt => {
             let cmds = (*node.cast::<pg_sys::AlterTableStmt>()).cmds;
@@ -273,7 +287,7 @@ unsafe extern "C-unwind" fn process_utility(
         if !session_is_superuser() {
             raise(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("only a superuser can make the role \"{role}\" the owner of an object"),
+                format!("only a superuser can make the role \"{role}\" the owner of an object or set its default privileges"),
             );
         }
     }

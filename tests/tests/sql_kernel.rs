@@ -157,6 +157,14 @@ async fn the_login_role_cannot_give_api_roles_objects_or_run_as_them() {
             "REASSIGN OWNED BY CURRENT_USER TO service_role",
         ),
         ("to anon", "ALTER FUNCTION pg_temp.peek() OWNER TO anon"),
+        (
+            "ALTER DEFAULT PRIVILEGES FOR ROLE",
+            "ALTER DEFAULT PRIVILEGES FOR ROLE service_role GRANT ALL ON TABLES TO CURRENT_USER",
+        ),
+        (
+            "ALTER DEFAULT PRIVILEGES FOR ROLE, functions",
+            "ALTER DEFAULT PRIVILEGES FOR ROLE fluxbase_server, authenticated GRANT EXECUTE ON FUNCTIONS TO PUBLIC",
+        ),
     ] {
         let (state, message) = refusal(&db, sql)
             .await
