@@ -103,6 +103,18 @@ mod tests {
         Spi::run("SELECT auth.set_setting('access_token_expiry', '3650d')").unwrap();
     }
 
+    #[pg_test(error = "setting \"refresh_token_expiry\" must be at most 365d, not \"999999999d\"")]
+    fn a_duration_that_would_overflow_a_timestamp_is_refused() {
+        // It was accepted, and then every sign-in and sign-up failed (found by a review).
+        Spi::run("SELECT auth.apply_settings('{\"refresh_token_expiry\": \"999999999d\"}')")
+            .unwrap();
+    }
+
+    #[pg_test(error = "setting \"lockout_duration\" must be at least 1m, not \"1s\"")]
+    fn a_lockout_shorter_than_a_minute_is_refused() {
+        Spi::run("SELECT auth.set_setting('lockout_duration', '1s')").unwrap();
+    }
+
     /// Every change of a setting is an admin.settings_changed event (found by a red-team
     /// review: the server's login role could weaken every rule without a trace); setting a
     /// value it already has records nothing; the ceilings themselves are allowed.

@@ -54,6 +54,21 @@ BEGIN
   IF NEW.key = 'access_token_expiry' AND auth.duration_seconds(NEW.value) > 86400 THEN
     RAISE EXCEPTION 'setting "access_token_expiry" must be at most 1d (24h), not "%"', NEW.value USING ERRCODE = '22023';
   END IF;
+  -- A lockout shorter than a minute locks nothing; and past a year, `now() + duration` (and
+  -- a password age in days) overflows the timestamp, which would fail every sign-in (found
+  -- by a review).
+  IF NEW.key = 'lockout_duration' AND auth.duration_seconds(NEW.value) < 60 THEN
+    RAISE EXCEPTION 'setting "lockout_duration" must be at least 1m, not "%"', NEW.value USING ERRCODE = '22023';
+  END IF;
+  IF NEW.kind = 'duration' AND auth.duration_seconds(NEW.value) > 365 * 86400 THEN
+    RAISE EXCEPTION 'setting "%" must be at most 365d, not "%"', NEW.key, NEW.value USING ERRCODE = '22023';
+  END IF;
+  IF NEW.key = 'password_max_age_days' AND NEW.value::int > 3650 THEN
+    RAISE EXCEPTION 'setting "password_max_age_days" must be at most 3650, not "%"', NEW.value USING ERRCODE = '22023';
+  END IF;
+  IF NEW.key = 'password_min_length' AND NEW.value::int > 128 THEN
+    RAISE EXCEPTION 'setting "password_min_length" must be at most 128, not "%"', NEW.value USING ERRCODE = '22023';
+  END IF;
   RETURN NEW;
 END
 $$;

@@ -146,33 +146,32 @@ impl AuthConfig {
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        check_int(
-            "auth.password_min_length",
-            self.password_min_length,
-            1,
-            MAX_SETTING_INT,
-        )?;
+        // The database's bounds (sql/extension/10_settings.sql), refused here first so the
+        // message names the yaml key: more failures is no lockout, an access token lives on in
+        // its clients until it expires, a lockout under a minute locks nothing, and past a
+        // year `now() + duration` (or a password age) overflows a timestamp and every sign-in
+        // would fail.
+        check_int("auth.password_min_length", self.password_min_length, 1, 128)?;
         check_int(
             "auth.password_max_age_days",
             self.password_max_age_days,
             0,
-            MAX_SETTING_INT,
+            3650,
         )?;
-        // The database's ceilings (sql/extension/10_settings.sql), refused here first so the
-        // message names the yaml key: more failures is no lockout, and an access token lives
-        // on in its clients until it expires.
         check_int("auth.max_login_attempts", self.max_login_attempts, 1, 100)?;
         check_duration(
             "auth.access_token_expiry",
             &self.access_token_expiry,
-            Some(86_400),
+            1,
+            86_400,
         )?;
         check_duration(
             "auth.refresh_token_expiry",
             &self.refresh_token_expiry,
-            None,
+            1,
+            YEAR,
         )?;
-        check_duration("auth.lockout_duration", &self.lockout_duration, None)?;
+        check_duration("auth.lockout_duration", &self.lockout_duration, 60, YEAR)?;
         if let Some(kind) = &self.lockout_type {
             if !["ip", "email", "ip_and_email"].contains(&kind.as_str()) {
                 return invalid(
@@ -273,11 +272,26 @@ fn check_int(key: &'static str, value: Option<i64>, min: i64, max: i64) -> Resul
     }
 }
 
-/// `^[1-9][0-9]{0,8}(s|m|h|d)$`, as the database checks it, and at most `max_seconds`.
+/// A year in seconds: the longest duration setting.
+const YEAR: u64 = 365 * 86_400;
+
+/// Seconds as the largest unit that says them whole (`1m`, `24h`, `365d`).
+fn duration_text(seconds: u64) -> String {
+    match seconds {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// `^[1-9][0-9]{0,8}(s|m|h|d)$`, as the database checks it, from `min_seconds` to
+/// `max_seconds`.
 fn check_duration(
     key: &'static str,
     value: &Option<String>,
-    max_seconds: Option<u64>,
+    min_seconds: u64,
+    max_seconds: u64,
 ) -> Result<(), ConfigError> {
     let Some(value) = value else {
         return Ok(());
@@ -303,13 +317,25 @@ fn check_duration(
         .parse::<u64>()
         .unwrap_or(u64::MAX)
         .saturating_mul(unit);
-    match max_seconds {
-        Some(max) if seconds > max => invalid(
+    if seconds > max_seconds {
+        return invalid(
             key,
-            format!("must be at most {}h, not \"{value}\"", max / 3_600),
-        ),
-        _ => Ok(()),
+            format!(
+                "must be at most {}, not \"{value}\"",
+                duration_text(max_seconds)
+            ),
+        );
     }
+    if seconds < min_seconds {
+        return invalid(
+            key,
+            format!(
+                "must be at least {}, not \"{value}\"",
+                duration_text(min_seconds)
+            ),
+        );
+    }
+    Ok(())
 }
 
 fn check_text(key: &'static str, value: &Option<String>) -> Result<(), ConfigError> {
@@ -360,7 +386,7 @@ mod tests {
   require_2fa_for_sensitive_ops: false
   access_token_expiry: 15m
   refresh_token_expiry: 7d
-  lockout_duration: 30s
+  lockout_duration: 90s
   refresh_token_rotation: true
   max_login_attempts: 5
   lockout_type: ip_and_email
@@ -382,7 +408,7 @@ mod tests {
                 "require_2fa_for_sensitive_ops": false,
                 "access_token_expiry": "15m",
                 "refresh_token_expiry": "7d",
-                "lockout_duration": "30s",
+                "lockout_duration": "90s",
                 "refresh_token_rotation": true,
                 "max_login_attempts": 5,
                 "lockout_type": "ip_and_email",
@@ -404,7 +430,8 @@ mod tests {
             "  access_token_expiry: 1d\n  max_login_attempts: 100\n",
             "  access_token_expiry: 24h\n",
             "  access_token_expiry: 86400s\n",
-            "  refresh_token_expiry: 90d\n",
+            "  refresh_token_expiry: 365d\n  lockout_duration: 1m\n",
+            "  password_max_age_days: 3650\n  password_min_length: 128\n",
         ] {
             assert!(parse(yaml).is_ok(), "{yaml}");
         }
@@ -419,6 +446,17 @@ mod tests {
             ("  max_login_attempts: 101\n", "auth.max_login_attempts"),
             ("  access_token_expiry: 25h\n", "auth.access_token_expiry"),
             ("  access_token_expiry: 3650d\n", "auth.access_token_expiry"),
+            (
+                "  refresh_token_expiry: 999999999d\n",
+                "auth.refresh_token_expiry",
+            ),
+            ("  lockout_duration: 1s\n", "auth.lockout_duration"),
+            ("  lockout_duration: 366d\n", "auth.lockout_duration"),
+            (
+                "  password_max_age_days: 3651\n",
+                "auth.password_max_age_days",
+            ),
+            ("  password_min_length: 129\n", "auth.password_min_length"),
             (
                 "  password_max_age_days: -1\n",
                 "auth.password_max_age_days",
@@ -442,7 +480,7 @@ mod tests {
             let err = parse(yaml).unwrap_err();
             assert!(err.to_string().contains(key), "{err}");
         }
-        for ok in ["30s", "15m", "1h", "7d", "999999999s"] {
+        for ok in ["60s", "15m", "1h", "7d", "31536000s"] {
             assert!(
                 parse(&format!("  lockout_duration: {ok}\n")).is_ok(),
                 "{ok}"
