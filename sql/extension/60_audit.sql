@@ -703,9 +703,12 @@ BEGIN
                jsonb_build_object('command_tag', c.command_tag, 'object_type', c.object_type,
                                   'object_identity', c.object_identity, 'schema', c.schema_name)
                || CASE WHEN tampered IS NOT NULL THEN jsonb_build_object('audit_triggers_changed', tampered) ELSE '{}' END
-               -- On a tracked table, the statement itself: ADD COLUMN ... DEFAULT or DROP
-               -- COLUMN change what every row holds.
-               || CASE WHEN c.classid = 'pg_class'::regclass AND EXISTS (SELECT FROM audit.tracked t WHERE t.relid = c.objid)
+               -- The statement itself: on a tracked table ADD COLUMN ... DEFAULT or DROP
+               -- COLUMN change what every row holds, and DDL on what its columns depend on
+               -- (ALTER TYPE ... RENAME VALUE of an enum) changes what they read (found by
+               -- red-team reviews). Not for user mappings, servers and wrappers, whose
+               -- options may carry passwords.
+               || CASE WHEN c.object_type NOT IN ('user mapping', 'server', 'foreign-data wrapper')
                        THEN jsonb_build_object('statement', left(current_query(), 10000)) ELSE '{}' END
            )::audit.change
     FROM pg_event_trigger_ddl_commands() c WHERE NOT c.in_extension));

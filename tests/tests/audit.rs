@@ -680,9 +680,38 @@ async fn a_table_owners_rewrite_of_a_tracked_table_is_recorded_with_its_statemen
     assert_eq!(history[2][0], "UPDATE", "{history}");
     assert_eq!(history[2][3], "rewritten-by-ddl", "{history}");
     assert_eq!(history.as_array().map(Vec::len), Some(3), "{history}");
+    // DDL on what a column depends on changes what it reads: renaming an enum's value the
+    // table holds is recorded with its statement and who.
+    app.admin
+        .batch_execute(&format!(
+            "CREATE TYPE public.item_state AS ENUM ('open', 'paid');
+             ALTER TYPE public.item_state OWNER TO {owner};
+             ALTER TABLE public.items ADD COLUMN state public.item_state DEFAULT 'paid';
+             SET ROLE {owner};"
+        ))
+        .await
+        .unwrap();
+    let rename = "ALTER TYPE public.item_state RENAME VALUE 'paid' TO 'refunded'";
+    app.admin.batch_execute(rename).await.unwrap();
+    app.admin.batch_execute("RESET ROLE").await.unwrap();
+    let recorded: i64 = app
+        .admin
+        .query_one(
+            "SELECT count(*) FROM audit.log WHERE op = 'DDL' AND details->>'statement' = $1 AND db_role = $2",
+            &[&rename, &owner],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        recorded, 1,
+        "the enum rename is not in the log with its statement"
+    );
     assert_eq!(broken_link(&app.admin).await, None);
     app.admin
-        .batch_execute(&format!("DROP TABLE public.items; DROP ROLE {owner}"))
+        .batch_execute(&format!(
+            "DROP TABLE public.items; DROP TYPE public.item_state; DROP ROLE {owner}"
+        ))
         .await
         .unwrap();
 }
