@@ -10,6 +10,7 @@
 //! - [`token_cache`]: tokens this backend already verified (the times are still checked).
 //! - [`kernel_queries`]: the per-request lookups, prepared once per backend.
 //! - [`revocation`]: the shared counter that says when a remembered check is stale.
+//! - [`rolled_back_failures`]: failed sign-ins whose transaction rolled back, still counted.
 //! - [`role_switch`]: switching the transaction to `anon` / `authenticated` / `service_role`.
 //! - [`guard`]: refuses statements run as an API role that was not switched to by
 //!   `auth.authenticate` (so `SET ROLE service_role` by hand gets nowhere).
@@ -33,6 +34,7 @@ mod mfa;
 mod password;
 mod revocation;
 mod role_switch;
+mod rolled_back_failures;
 mod session_reset;
 mod settings;
 mod tests;
@@ -157,6 +159,7 @@ pub extern "C-unwind" fn _PG_init() {
     }
     settings::init();
     revocation::init();
+    rolled_back_failures::init();
     guard::install();
 }
 

@@ -180,7 +180,10 @@ BEGIN
   UPDATE auth.login_attempts a SET failures = 0, window_started_at = now(), locked_until = NULL
   WHERE a.key = ANY (keys) AND a.window_started_at + window_length <= now()
     AND (a.locked_until IS NULL OR a.locked_until <= now());
-  SELECT bool_or(a.locked_until > now()) INTO any_locked FROM auth.login_attempts a WHERE a.key = ANY (keys);
+  -- Failures whose transaction rolled back count too (see pg_ext/src/rolled_back_failures.rs).
+  SELECT bool_or(a.locked_until > now()
+                 OR a.failures + fluxbase.rolled_back_login_failures(a.key) >= auth.setting_int('max_login_attempts'))
+  INTO any_locked FROM auth.login_attempts a WHERE a.key = ANY (keys);
   RETURN coalesce(any_locked, false);
 END
 $$;
@@ -196,7 +199,8 @@ BEGIN
   FOR newly_locked IN
     UPDATE auth.login_attempts a
     SET failures = a.failures + 1,
-        locked_until = CASE WHEN a.failures + 1 >= auth.setting_int('max_login_attempts')
+        locked_until = CASE WHEN a.failures + 1 + fluxbase.rolled_back_login_failures(a.key)
+                                 >= auth.setting_int('max_login_attempts')
                             THEN now() + auth.setting_interval('lockout_duration') END
     WHERE a.key = ANY (keys)
     RETURNING CASE WHEN a.locked_until IS NOT NULL THEN a.key END
@@ -205,6 +209,9 @@ BEGIN
       PERFORM auth.record_event('auth.lockout', 'locked', NULL, client_ip, jsonb_build_object('key', newly_locked));
     END IF;
   END LOOP;
+  -- Should this transaction (or a savepoint around it) roll back, the failures count anyway.
+  PERFORM fluxbase.note_login_failures(keys,
+    extract(epoch FROM auth.setting_interval('lockout_duration'))::bigint);
 END
 $$;
 COMMENT ON FUNCTION auth.record_login_failure(text[], inet) IS 'Internal: count a failed attempt against each key; lock a key at max_login_attempts.';

@@ -601,3 +601,70 @@ async fn replica_mode_writes_and_deleted_api_keys_still_revoke() {
         .unwrap();
     assert!(!passes(&db, &key).await, "a deleted API key still works");
 }
+
+/// With the server's login role, a sign-in attempt can be made in a transaction that is then
+/// rolled back (or in a savepoint, or an exception block), which undoes the lockout counter
+/// the attempt wrote: a red-team review guessed without end that way. Such failures count all
+/// the same, and the account locks after `max_login_attempts` of them (5).
+#[tokio::test]
+async fn sign_in_failures_rolled_back_by_the_caller_still_lock_the_account() {
+    let app = TestApp::start().await;
+    let password = "Alice-password-1";
+    app.sign_up("rollback@example.com", password).await;
+    let db = app.cluster.as_server_role(&app.db).await;
+    let attempt = |pw: &str| {
+        format!(
+            "SELECT auth.sign_in('rollback@example.com', '{pw}', '198.51.100.7')->'error'->>'code'"
+        )
+    };
+    // Three undone by ROLLBACK, one by a savepoint, one by an exception block.
+    for i in 0..3 {
+        db.batch_execute(&format!(
+            "BEGIN; SELECT auth.authenticate(NULL); {}; ROLLBACK",
+            attempt(&format!("Wrong-password-{i}"))
+        ))
+        .await
+        .unwrap();
+    }
+    db.batch_execute(&format!(
+        "BEGIN; SELECT auth.authenticate(NULL); SAVEPOINT s; {}; ROLLBACK TO SAVEPOINT s; COMMIT",
+        attempt("Wrong-password-3")
+    ))
+    .await
+    .unwrap();
+    db.batch_execute(&format!(
+        "BEGIN; SELECT auth.authenticate(NULL);
+         DO $$ BEGIN PERFORM ({}); RAISE EXCEPTION 'undo'; EXCEPTION WHEN raise_exception THEN NULL; END $$;
+         COMMIT",
+        attempt("Wrong-password-4")
+    ))
+    .await
+    .unwrap();
+    // The table kept none of them...
+    let kept: i64 = app
+        .admin
+        .query_one(
+            "SELECT coalesce(sum(failures), 0)::bigint FROM auth.login_attempts WHERE key LIKE '%rollback@example.com'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 0);
+    // ...and the right password, committed, is refused all the same: the account is locked.
+    db.batch_execute("BEGIN; SELECT auth.authenticate(NULL)")
+        .await
+        .unwrap();
+    let code: Option<String> = db.query_one(&attempt(password), &[]).await.unwrap().get(0);
+    db.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(code.as_deref(), Some("INVALID_CREDENTIALS"));
+    // Over HTTP too (another IP: the e-mail is what is locked).
+    let r = app
+        .post(
+            "/api/v1/auth/signin",
+            None,
+            &serde_json::json!({"email": "rollback@example.com", "password": password}),
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text);
+}
