@@ -50,7 +50,7 @@ mod tests {
             r["access_token"].as_str().unwrap()
         ))
         .unwrap();
-        let enabled = json(&format!("SELECT auth.mfa_enable('{code}')"));
+        let enabled = json(&format!("SELECT auth.mfa_enable('{code}', '{PASSWORD}')"));
         Spi::run("RESET ROLE").unwrap();
         let codes: Vec<String> = enabled["backup_codes"]
             .as_array()
@@ -94,7 +94,7 @@ mod tests {
         Spi::run("RESET ROLE").unwrap();
         let code = code_for(&secret);
         Spi::run(&format!("SELECT auth.authenticate('{this}')")).unwrap();
-        json(&format!("SELECT auth.mfa_enable('{code}')"));
+        json(&format!("SELECT auth.mfa_enable('{code}', '{PASSWORD}')"));
         Spi::run("RESET ROLE").unwrap();
         assert!(!authenticates(&other), "the other session still works");
         assert!(authenticates(&this), "the enabling session ended");

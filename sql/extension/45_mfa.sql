@@ -50,14 +50,25 @@ END
 $$;
 COMMENT ON FUNCTION auth.mfa_setup() IS 'Start TOTP enrolment: returns {id, type, totp: {secret, uri}}; active only after auth.mfa_enable(code).';
 
--- Activates the enrolment with a first code; returns {success, backup_codes: [10 codes]}.
-CREATE FUNCTION auth.mfa_enable(code text) RETURNS jsonb
+-- Activates the enrolment with a first code and the account's password; returns {success,
+-- backup_codes: [10 codes]}. The password because a stolen session alone must not be able to
+-- put the thief's authenticator on the account (and, as enabling ends the other sessions,
+-- lock the owner out; found by a red-team review). A wrong one counts toward the lockout.
+CREATE FUNCTION auth.mfa_enable(code text, password text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  account auth.users;
   factor auth.mfa_factors;
   step bigint;
   codes text[];
 BEGIN
+  SELECT * INTO account FROM auth.users WHERE id = auth.mfa_user();
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'enabling 2FA needs a signed-in user' USING ERRCODE = '42501';
+  END IF;
+  IF NOT auth.proves_password(account, password) THEN
+    RETURN auth.failure('INVALID_CREDENTIALS', 'the password is not valid');
+  END IF;
   SELECT * INTO factor FROM auth.mfa_factors f WHERE f.user_id = auth.mfa_user() AND f.status = 'unverified' FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'no 2FA enrolment is pending; call setup first' USING ERRCODE = 'FB400';
@@ -78,7 +89,7 @@ BEGIN
   RETURN jsonb_build_object('success', true, 'backup_codes', to_jsonb(codes));
 END
 $$;
-COMMENT ON FUNCTION auth.mfa_enable(text) IS 'Activate TOTP with a first code; returns 10 single-use backup codes (stored hashed).';
+COMMENT ON FUNCTION auth.mfa_enable(text, text) IS 'Activate TOTP with a first code and the password; returns 10 single-use backup codes (stored hashed).';
 
 -- Checks a code for a user: a TOTP code from an unused time step, or an unused backup code.
 -- Marks it used. Returns the method ('totp' / 'backup_code') or NULL.

@@ -55,12 +55,12 @@ GRANT EXECUTE ON FUNCTION auth.me() TO authenticated, service_role;
 -- anon, so anon may call them too: each one requires a verified user id). The second sign-in
 -- step is anonymous and needs the mfa_token.
 REVOKE ALL ON FUNCTION auth.mfa_setup() FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.mfa_enable(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.mfa_enable(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION auth.mfa_disable(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION auth.mfa_status() FROM PUBLIC;
 REVOKE ALL ON FUNCTION auth.mfa_verify(text, text, inet) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION auth.mfa_setup() TO anon, authenticated;
-GRANT EXECUTE ON FUNCTION auth.mfa_enable(text) TO anon, authenticated;
+GRANT EXECUTE ON FUNCTION auth.mfa_enable(text, text) TO anon, authenticated;
 GRANT EXECUTE ON FUNCTION auth.mfa_status() TO anon, authenticated;
 GRANT EXECUTE ON FUNCTION auth.mfa_disable(text, text) TO authenticated;
 GRANT EXECUTE ON FUNCTION auth.mfa_verify(text, text, inet) TO anon;

@@ -228,7 +228,7 @@ async fn lockouts_are_written_and_audit_events_select_what_is_kept() {
         .post(
             "/api/v1/auth/2fa/enable",
             Some(&token),
-            &json!({"code": "000000"}),
+            &json!({"code": "000000", "password": PW}),
         )
         .await;
     assert_eq!(r.status, 401, "{}", r.text);

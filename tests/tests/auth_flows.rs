@@ -552,7 +552,7 @@ async fn totp_two_factor_end_to_end() {
         .post(
             "/api/v1/auth/2fa/enable",
             Some(&token),
-            &json!({"code": code}),
+            &json!({"code": code, "password": PW}),
         )
         .await;
     assert_eq!(enabled.status, 200, "{}", enabled.text);
@@ -818,11 +818,30 @@ async fn an_enrolment_only_session_sees_no_data_of_its_admin_and_can_still_enrol
     assert_eq!(status.status, 200, "{}", status.text);
     assert_eq!(status.body["pending"], true, "{}", status.text);
     let code = current_code(&app, &secret).await;
-    let enabled = app
+    // A stolen session alone cannot enable 2FA: the password is asked for (a review found
+    // a thief could put their own authenticator on the account).
+    let without = app
         .post(
             "/api/v1/auth/2fa/enable",
             Some(&token),
             &json!({"code": code}),
+        )
+        .await;
+    assert_eq!(without.status, 401, "{}", without.text);
+    let wrong = app
+        .post(
+            "/api/v1/auth/2fa/enable",
+            Some(&token),
+            &json!({"code": code, "password": "Not-the-password-1"}),
+        )
+        .await;
+    assert_eq!(wrong.status, 401, "{}", wrong.text);
+    assert_eq!(wrong.body["code"], "INVALID_CREDENTIALS", "{}", wrong.text);
+    let enabled = app
+        .post(
+            "/api/v1/auth/2fa/enable",
+            Some(&token),
+            &json!({"code": code, "password": password}),
         )
         .await;
     assert_eq!(enabled.status, 200, "{}", enabled.text);

@@ -141,7 +141,7 @@ async fn no_secret_reaches_the_log_through_any_auth_flow() {
         .post(
             "/api/v1/auth/2fa/enable",
             Some(&access),
-            &json!({"code": enable_code}),
+            &json!({"code": enable_code, "password": PW}),
         )
         .await;
     assert_eq!(enabled.status, 200, "{}", enabled.text);

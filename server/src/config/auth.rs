@@ -10,9 +10,6 @@ use super::{invalid, ConfigError};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// The largest integer setting the database accepts (`^[0-9]{1,9}$`).
-const MAX_SETTING_INT: i64 = 999_999_999;
-
 /// Hosts an SMTP connection may reach without TLS: the relay is on this machine.
 const LOCAL_HOSTS: [&str; 3] = ["127.0.0.1", "localhost", "::1"];
 

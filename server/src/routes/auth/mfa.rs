@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub const MFA_SETUP_SQL: &str = "SELECT auth.mfa_setup()::text";
-pub const MFA_ENABLE_SQL: &str = "SELECT auth.mfa_enable($1::text)::text";
+pub const MFA_ENABLE_SQL: &str = "SELECT auth.mfa_enable($1::text, $2::text)::text";
 pub const MFA_DISABLE_SQL: &str = "SELECT auth.mfa_disable($1::text, $2::text)::text";
 pub const MFA_STATUS_SQL: &str = "SELECT auth.mfa_status()::text";
 pub const MFA_VERIFY_SQL: &str = "SELECT auth.mfa_verify($1::text, $2::text, $3::text::inet)::text";
@@ -28,8 +28,9 @@ const QR_MIN_PIXELS: u32 = 256;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CodeBody {
+pub struct EnableBody {
     pub code: Option<String>,
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,12 +123,13 @@ pub async fn setup(
     Ok(Json(result).into_response())
 }
 
-/// `POST /auth/2fa/enable` `{code}` with the user's token → `{success, backup_codes}`.
+/// `POST /auth/2fa/enable` `{code, password}` with the user's token → `{success,
+/// backup_codes}`; 401 `INVALID_CREDENTIALS` for a wrong password (counted toward the lockout).
 pub async fn enable(
     State(state): State<AppState>,
     ctx: RequestContext,
     BearerToken(token): BearerToken,
-    ApiJson(body): ApiJson<CodeBody>,
+    ApiJson(body): ApiJson<EnableBody>,
 ) -> Result<Response, ApiError> {
     let token = token.ok_or_else(ApiError::unauthorized)?;
     call_json_audited(
@@ -136,7 +138,7 @@ pub async fn enable(
         Access::ReadWrite,
         Some(&token),
         MFA_ENABLE_SQL,
-        &[&body.code],
+        &[&body.code, &body.password],
         AuditSpec {
             event: "auth.2fa_enable",
             token: Some(&token),
