@@ -4,10 +4,13 @@
 //! Why our own loop instead of `axum::serve`: axum's has no header read timeout, no TLS and
 //! no limit on the request head. Here:
 //! - `server.header_timeout_seconds` bounds the TLS handshake, the wait for a new
-//!   connection's first byte ([`FirstByteDeadline`]) and the reading of each request head
+//!   connection's first byte ([`Deadlines`]) and the reading of each request head
 //!   (hyper's `header_read_timeout`: a total deadline, so trickling one byte at a time does not
 //!   extend it); the connection is then closed. Bodies are bounded by
-//!   `server.request_timeout_seconds` in the router ([`crate::edge`]).
+//!   `server.request_timeout_seconds` in the router ([`crate::edge`]), and so is a client
+//!   that stops reading: a write that can make no progress for that long fails and closes
+//!   the connection ([`Deadlines`]; else a client that never reads held its connection and
+//!   the unsent response for ever, found by a review).
 //! - `server.max_header_bytes` is hyper's read buffer for HTTP/1.1 (a larger head gets 431)
 //!   and the HTTP/2 header list limit. hyper answers 431 (and 400 for a malformed request
 //!   line) itself, before any request exists, with an empty body and closes the connection:
@@ -60,6 +63,7 @@ pub async fn serve_with_shutdown(
         None
     };
     let header_timeout = Duration::from_secs(server.header_timeout_seconds);
+    let write_stall = Duration::from_secs(server.request_timeout_seconds);
     let shutdown_timeout = Duration::from_secs(server.shutdown_timeout_seconds);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -125,10 +129,11 @@ pub async fn serve_with_shutdown(
                 stopping,
                 activity,
                 idle_limit: header_timeout,
+                drain_limit: write_stall,
             };
             let result = match tls {
                 None => {
-                    let stream = FirstByteDeadline::new(stream, header_timeout);
+                    let stream = Deadlines::new(stream, header_timeout, write_stall);
                     let conn = plain_builder.serve_connection(TokioIo::new(stream), service);
                     closing.drive(conn, |conn| conn.graceful_shutdown()).await
                 }
@@ -147,13 +152,17 @@ pub async fn serve_with_shutdown(
                         };
                     // Idle from the end of the handshake, like the first-byte deadline.
                     closing.activity.touch();
-                    let stream = FirstByteDeadline::new(stream, header_timeout);
+                    let stream = Deadlines::new(stream, header_timeout, write_stall);
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
                     closing.drive(conn, |conn| conn.graceful_shutdown()).await
                 }
             };
-            if let Err(error) = result {
-                tracing::debug!(%error, %peer, "connection ended with an error");
+            match result {
+                Some(Err(error)) => {
+                    tracing::debug!(%error, %peer, "connection ended with an error")
+                }
+                None => tracing::debug!(%peer, "idle connection closed with a response unsent"),
+                Some(Ok(())) => {}
             }
         });
     }
@@ -243,49 +252,96 @@ struct Closing {
     stopping: watch::Receiver<bool>,
     activity: Arc<Activity>,
     idle_limit: Duration,
+    /// How long a connection closed for being idle may take to send what it still owes.
+    drain_limit: Duration,
 }
 
 impl Closing {
-    /// Drives `conn` to its end, calling `graceful_shutdown` on it once at shutdown or when idle.
+    /// Drives `conn` to its end, calling `graceful_shutdown` on it once at shutdown or when
+    /// idle. None: it was dropped, having been idle and still sending after `drain_limit` —
+    /// a response going out to a client that reads slowly or not at all (over HTTP/2 its
+    /// flow control keeps the server from writing, so no write ever stalls; found by a
+    /// review). At shutdown, `server.shutdown_timeout_seconds` bounds the drain instead.
     async fn drive<C: Future>(
         mut self,
         conn: C,
         graceful_shutdown: impl FnOnce(Pin<&mut C>),
-    ) -> C::Output {
+    ) -> Option<C::Output> {
         let mut conn = std::pin::pin!(conn);
-        tokio::select! {
-            result = conn.as_mut() => return result,
-            _ = self.stopping.wait_for(|stop| *stop) => {}
-            () = self.activity.idle_for(self.idle_limit) => {}
-        }
+        let idle = tokio::select! {
+            result = conn.as_mut() => return Some(result),
+            _ = self.stopping.wait_for(|stop| *stop) => false,
+            () = self.activity.idle_for(self.idle_limit) => true,
+        };
         graceful_shutdown(conn.as_mut());
-        conn.await
+        if idle {
+            tokio::time::timeout(self.drain_limit, conn).await.ok()
+        } else {
+            Some(conn.await)
+        }
     }
 }
 
-/// A stream whose first byte must arrive within a deadline.
+/// A stream with two deadlines: its first byte must arrive within one, and no write may
+/// stall (the peer not reading) for longer than the other.
 ///
 /// Why: hyper-util's `auto` builder first reads the start of the connection to tell HTTP/2's
 /// preface from HTTP/1.1, and hyper's `header_read_timeout` only runs once hyper's HTTP/1.1
 /// connection exists; a client that connects (or finishes a TLS handshake) and then sends
-/// nothing would hold the connection forever. Neither crate has a setting for this, so this
-/// wrapper fails the first read with `TimedOut` after the deadline; after the first byte it
-/// is a plain pass-through (hyper's header timeout covers every later request head).
-struct FirstByteDeadline<S> {
+/// nothing would hold the connection forever. And neither hyper nor rustls bounds a write:
+/// a client that stops reading a response kept the connection, and the response, for as long
+/// as it liked. Neither crate has a setting for these, so this wrapper fails the first read
+/// with `TimedOut` after its deadline (after the first byte it is a plain pass-through:
+/// hyper's header timeout covers every later request head), and fails a write that has been
+/// pending for the stall limit.
+struct Deadlines<S> {
     inner: S,
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    first_byte: Option<Pin<Box<tokio::time::Sleep>>>,
+    write_stall_limit: Duration,
+    /// Set while writes are pending: when the stall limit runs out.
+    write_stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl<S> FirstByteDeadline<S> {
-    fn new(inner: S, limit: Duration) -> Self {
+impl<S> Deadlines<S> {
+    fn new(inner: S, first_byte: Duration, write_stall_limit: Duration) -> Self {
         Self {
             inner,
-            deadline: Some(Box::pin(tokio::time::sleep(limit))),
+            first_byte: Some(Box::pin(tokio::time::sleep(first_byte))),
+            write_stall_limit,
+            write_stalled: None,
+        }
+    }
+
+    /// After a write-side poll: a stall has ended, or goes on (and may have run out).
+    fn write_outcome<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match poll {
+            Poll::Ready(result) => {
+                self.write_stalled = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                let limit = self.write_stall_limit;
+                let stalled = self
+                    .write_stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if stalled.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client read nothing for server.request_timeout_seconds",
+                    )))
+                } else {
+                    Poll::Pending
+                }
+            }
         }
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for FirstByteDeadline<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for Deadlines<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -296,13 +352,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for FirstByteDeadline<S> {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(result) => {
                 if buf.filled().len() > before {
-                    this.deadline = None;
+                    this.first_byte = None;
                 }
                 Poll::Ready(result)
             }
             Poll::Pending => {
                 let expired = this
-                    .deadline
+                    .first_byte
                     .as_mut()
                     .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
                 if expired {
@@ -318,21 +374,24 @@ impl<S: AsyncRead + Unpin> AsyncRead for FirstByteDeadline<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for FirstByteDeadline<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Deadlines<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.write_outcome(cx, poll)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.write_outcome(cx, poll)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.write_outcome(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -340,7 +399,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FirstByteDeadline<S> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.write_outcome(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -375,6 +375,119 @@ async fn an_http2_request_longer_than_the_idle_limit_is_not_cut() {
     assert_eq!(r.text().await.unwrap(), "1");
 }
 
+/// `public.big_text()`: a 30 MB JSON string; waits until the API (through `client`) can
+/// call it.
+async fn create_big_text(app: &TestApp, client: &reqwest::Client) {
+    app.admin
+        .batch_execute(
+            "CREATE FUNCTION public.big_text() RETURNS text LANGUAGE sql STABLE
+             AS $$ SELECT repeat('x', 30000000) $$;
+             GRANT EXECUTE ON FUNCTION public.big_text() TO anon;",
+        )
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        let r = client.head(app.url("/api/v1/rpc/big_text")).send().await;
+        if r.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("big_text never became callable");
+}
+
+/// A client that asks for a large response and never reads it: the server's writes stall,
+/// and after `request_timeout_seconds` the connection is closed (it held the connection and
+/// the unsent response for as long as it stayed; found by a review).
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off() {
+    let app = TestApp::start_with("request_timeout_seconds: 2", "").await;
+    create_big_text(&app, &reqwest::Client::new()).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(app.addr().parse().unwrap()).await.unwrap();
+    stream
+        .write_all(b"GET /api/v1/rpc/big_text HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Read nothing for longer than the limit, then drain what is left.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the connection was still open");
+    assert!(
+        total < 30_000_000,
+        "the whole response arrived ({total} bytes): the stalled writer was never cut off"
+    );
+    assert_eq!(app.get("/health", None).await.status, 200);
+}
+
+/// The same over HTTP/2, where the client's flow control (an initial window of 0) keeps the
+/// server from writing at all, so no write stalls: the connection, idle once the handler has
+/// answered, is closed when its response is still unsent `request_timeout_seconds` later.
+#[tokio::test]
+async fn an_http2_client_that_grants_no_window_is_cut_off() {
+    let certs = TestCerts::new();
+    let app = TestApp::start_with(
+        &format!(
+            "header_timeout_seconds: 1\nrequest_timeout_seconds: 2\n{}",
+            certs.server_tls_yaml("1.2")
+        ),
+        "",
+    )
+    .await;
+    create_big_text(
+        &app,
+        &certs.http_client(&[&rustls::version::TLS13], &[b"h2"]),
+    )
+    .await;
+    let config = certs.client_config(&[&rustls::version::TLS13], &[b"h2"]);
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = TcpStream::connect(app.addr()).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    let mut request = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    // SETTINGS_INITIAL_WINDOW_SIZE (4) = 0: the server may send no DATA on any stream.
+    request.extend(frame(0x4, 0, 0, &[0x00, 0x04, 0, 0, 0, 0]));
+    let path = b"/api/v1/rpc/big_text";
+    let mut block = vec![0x82, 0x87, 0x04, path.len() as u8];
+    block.extend_from_slice(path);
+    block.extend([0x01, 9]);
+    block.extend_from_slice(b"localhost");
+    request.extend(frame(0x1, 0x4 | 0x1, 1, &block));
+    tls.write_all(&request).await.unwrap();
+    let mut answered = false;
+    let watch = async {
+        loop {
+            let Ok(f) = read_frame(&mut tls).await else {
+                break;
+            };
+            match f.kind {
+                0x1 if f.stream == 1 => answered = true,
+                0x4 if f.flags & 0x1 == 0 => {
+                    let _ = tls.write_all(&frame(0x4, 0x1, 0, &[])).await;
+                }
+                0x6 if f.flags & 0x1 == 0 => {
+                    let _ = tls.write_all(&frame(0x6, 0x1, 0, &f.payload)).await;
+                }
+                _ => {}
+            }
+        }
+    };
+    let closed = tokio::time::timeout(Duration::from_secs(10), watch).await;
+    assert!(answered, "no response head for the request");
+    assert!(closed.is_ok(), "the connection was still open after 10 s");
+}
+
 /// `public.slow_ping(seconds)`: answers 1 after sleeping; waits until the API can call it
 /// through `client`.
 async fn create_slow_ping(app: &TestApp, client: &reqwest::Client) {
