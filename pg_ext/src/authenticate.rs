@@ -39,6 +39,7 @@ fn verified_claims(token: Option<&str>) -> token_cache::Verified {
         jti,
         uuid_claim(claims, "session_id"),
         uuid_claim(claims, "sub"),
+        claims.get("rt").and_then(Value::as_i64),
     );
     jwt::check_issuer_and_audience(claims, &check.issuer, &check.audience)
         .unwrap_or_else(|e| refuse(e));

@@ -121,6 +121,7 @@ pub fn check_token(
     jti: &str,
     session_id: Option<pgrx::Uuid>,
     user_id: Option<pgrx::Uuid>,
+    refresh_id: Option<i64>,
 ) -> TokenCheck {
     // The epoch is read before the lookup's snapshot is taken: a change committed in between
     // is then either seen by the lookup or bumps the epoch past what is remembered.
@@ -147,7 +148,7 @@ pub fn check_token(
             return check;
         }
     }
-    let (check, session_expires) = look_up(jti, session_id, user_id);
+    let (check, session_expires) = look_up(jti, session_id, user_id, refresh_id);
     if remember && check.active {
         REMEMBERED.with(|r| {
             let mut r = r.borrow_mut();
@@ -178,9 +179,10 @@ fn look_up(
     jti: &str,
     session_id: Option<pgrx::Uuid>,
     user_id: Option<pgrx::Uuid>,
+    refresh_id: Option<i64>,
 ) -> (TokenCheck, Option<i64>) {
     unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
-    let result = look_up_in_active_snapshot(jti, session_id, user_id);
+    let result = look_up_in_active_snapshot(jti, session_id, user_id, refresh_id);
     unsafe { pg_sys::PopActiveSnapshot() };
     result
 }
@@ -189,11 +191,13 @@ fn look_up_in_active_snapshot(
     jti: &str,
     session_id: Option<pgrx::Uuid>,
     user_id: Option<pgrx::Uuid>,
+    refresh_id: Option<i64>,
 ) -> (TokenCheck, Option<i64>) {
     let types = [
         PgOid::BuiltIn(PgBuiltInOids::TEXTOID),
         PgOid::BuiltIn(PgBuiltInOids::UUIDOID),
         PgOid::BuiltIn(PgBuiltInOids::UUIDOID),
+        PgOid::BuiltIn(PgBuiltInOids::INT8OID),
     ];
     let row = as_owner(|| {
         Spi::connect(|client| {
@@ -202,7 +206,12 @@ fn look_up_in_active_snapshot(
                 let table = client.select(
                     plan,
                     Some(1),
-                    &[jti.into(), session_id.into(), user_id.into()],
+                    &[
+                        jti.into(),
+                        session_id.into(),
+                        user_id.into(),
+                        refresh_id.into(),
+                    ],
                 )?;
                 let row = table.first();
                 Ok::<_, pgrx::spi::Error>((

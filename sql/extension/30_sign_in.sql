@@ -3,8 +3,13 @@
 -- role of a request) has no privilege on the auth tables; these functions are the only door.
 
 -- Signs an access token for a session and builds the token response
--- {user, access_token, refresh_token, token_type, expires_in, expires_at}.
-CREATE FUNCTION auth.token_response(u auth.users, session auth.sessions, refresh_token text) RETURNS jsonb
+-- {user, access_token, refresh_token, token_type, expires_in, expires_at}. The token names
+-- the refresh token row it was issued with (claim rt), and auth.authenticate refuses it while
+-- that row does not exist: a refresh rolled back by its caller leaves none, so the access
+-- token it returned is worthless (SQL with the server's login role could otherwise mint
+-- access tokens from a stolen refresh token without ever rotating it; found by a review).
+CREATE FUNCTION auth.token_response(u auth.users, session auth.sessions, refresh_token text,
+                                    refresh_id bigint) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   lifetime interval := auth.setting_interval('access_token_expiry');
@@ -24,7 +29,8 @@ BEGIN
     'session_id', session.id,
     'aal', session.aal,
     'amr', session.amr,
-    'token_type', 'access')
+    'token_type', 'access',
+    'rt', refresh_id)
     || CASE WHEN session.enrollment_only THEN '{"mfa_enrollment_required": true}'::jsonb ELSE '{}'::jsonb END;
   RETURN jsonb_build_object(
     'user', auth.user_json(u),
@@ -37,8 +43,8 @@ BEGIN
     || CASE WHEN session.enrollment_only THEN '{"mfa_enrollment_required": true}'::jsonb ELSE '{}'::jsonb END;
 END
 $$;
-COMMENT ON FUNCTION auth.token_response(auth.users, auth.sessions, text) IS 'Internal: sign an access token for a session and build the token response.';
-REVOKE ALL ON FUNCTION auth.token_response(auth.users, auth.sessions, text) FROM PUBLIC;
+COMMENT ON FUNCTION auth.token_response(auth.users, auth.sessions, text, bigint) IS 'Internal: sign an access token for a session (naming its refresh token row) and build the token response.';
+REVOKE ALL ON FUNCTION auth.token_response(auth.users, auth.sessions, text, bigint) FROM PUBLIC;
 
 -- Starts a session for a user who has proven who they are, and returns the token response.
 CREATE FUNCTION auth.start_session(u auth.users, aal text, amr jsonb, client_ip inet,
@@ -47,13 +53,15 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 DECLARE
   session auth.sessions;
   refresh text := fluxbase.random_token();
+  refresh_id bigint;
 BEGIN
   INSERT INTO auth.sessions (user_id, aal, amr, ip, enrollment_only, expires_at)
   VALUES (u.id, aal, amr, client_ip, enrollment_only, now() + auth.setting_interval('refresh_token_expiry'))
   RETURNING * INTO session;
-  INSERT INTO auth.refresh_tokens (session_id, token_hash) VALUES (session.id, auth.token_hash(refresh));
+  INSERT INTO auth.refresh_tokens (session_id, token_hash) VALUES (session.id, auth.token_hash(refresh))
+  RETURNING id INTO refresh_id;
   UPDATE auth.users SET last_sign_in_at = now() WHERE id = u.id;
-  RETURN auth.token_response(u, session, refresh);
+  RETURN auth.token_response(u, session, refresh, refresh_id);
 END
 $$;
 COMMENT ON FUNCTION auth.start_session(auth.users, text, jsonb, inet, boolean) IS 'Internal: create a session and its first refresh token; return the token response.';
@@ -204,6 +212,7 @@ DECLARE
   session auth.sessions;
   account auth.users;
   next_token text := refresh.refresh_token;
+  next_id bigint;
 BEGIN
   SELECT * INTO presented FROM auth.refresh_tokens t WHERE t.token_hash = auth.token_hash(refresh.refresh_token) FOR UPDATE;
   IF NOT FOUND THEN
@@ -223,14 +232,16 @@ BEGIN
   IF account.banned_until IS NOT NULL AND account.banned_until > now() THEN
     RETURN auth.failure('INVALID_REFRESH_TOKEN', 'invalid refresh token');
   END IF;
+  next_id := presented.id;
   IF auth.setting_bool('refresh_token_rotation') THEN
     next_token := fluxbase.random_token();
     UPDATE auth.refresh_tokens SET used_at = now() WHERE id = presented.id;
     INSERT INTO auth.refresh_tokens (session_id, token_hash, parent_id)
-    VALUES (session.id, auth.token_hash(next_token), presented.id);
+    VALUES (session.id, auth.token_hash(next_token), presented.id)
+    RETURNING id INTO next_id;
   END IF;
   UPDATE auth.sessions SET refreshed_at = now() WHERE id = session.id;
-  RETURN auth.token_response(account, session, next_token);
+  RETURN auth.token_response(account, session, next_token, next_id);
 END
 $$;
 COMMENT ON FUNCTION auth.refresh(text, inet) IS

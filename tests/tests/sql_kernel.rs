@@ -668,3 +668,57 @@ async fn sign_in_failures_rolled_back_by_the_caller_still_lock_the_account() {
         .await;
     assert_eq!(r.status, 401, "{}", r.text);
 }
+
+/// With the server's login role, `auth.refresh` can be called in a transaction that is then
+/// rolled back: the refresh token is not rotated (its owner notices nothing, reuse detection
+/// never fires), yet the call returned an access token. Such a token names a refresh token
+/// row that was never committed, and is refused (found by a review: it was a valid token).
+#[tokio::test]
+async fn an_access_token_from_a_rolled_back_refresh_is_refused() {
+    let app = TestApp::start().await;
+    let r = app
+        .post(
+            "/api/v1/auth/signup",
+            None,
+            &serde_json::json!({"email": "refresh-undo@example.com", "password": "Alice-password-1"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let refresh = r.body["refresh_token"].as_str().unwrap().to_owned();
+    let db = app.cluster.as_server_role(&app.db).await;
+    db.batch_execute("BEGIN; SELECT auth.authenticate(NULL)")
+        .await
+        .unwrap();
+    let minted: Option<String> = db
+        .query_one(
+            "SELECT auth.refresh($1, '198.51.100.9')->>'access_token'",
+            &[&refresh],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    db.batch_execute("ROLLBACK").await.unwrap();
+    let minted = minted.expect("the refresh answered with a token");
+    let me = app.get("/api/v1/auth/user", Some(&minted)).await;
+    assert_eq!(
+        me.status, 401,
+        "the rolled-back refresh's token works: {}",
+        me.text
+    );
+    // The owner's refresh token was not used up: it still refreshes, and its token works.
+    let next = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            &serde_json::json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(next.status, 200, "{}", next.text);
+    let fresh = next.body["access_token"].as_str().unwrap();
+    assert_eq!(app.get("/api/v1/auth/user", Some(fresh)).await.status, 200);
+    // And the minted one stays refused.
+    assert_eq!(
+        app.get("/api/v1/auth/user", Some(&minted)).await.status,
+        401
+    );
+}
