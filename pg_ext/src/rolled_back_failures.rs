@@ -9,9 +9,15 @@
 //! undoes, and `auth.lock_attempt_keys` adds the ledger's count to the table's.
 //!
 //! The ledger is a fixed table of slots (no allocation in shared memory), keyed by a hash of
-//! the database and the lockout key; each entry lasts one lockout window. When its probe run
-//! is full, the entry whose window ends first is replaced. It is not kept across a restart:
-//! what it guards against is a run of guesses, which a restart interrupts.
+//! the database and the lockout key; each entry lasts one lockout window, and no entry is
+//! ever replaced inside its window (a review pushed a victim's entry out by failing on keys
+//! that hashed near it, when entries could be evicted). Every lookup scans the whole table
+//! (~100 KB, a few µs: nothing beside an argon2 check). Should it fill with live entries —
+//! thousands of rolled-back failures inside one window, which the server never causes — it
+//! fails closed: until entries expire, every key it does not hold counts as locked. Sign-in
+//! successes, password resets and `auth.unlock` clear a key's entry
+//! (`auth.clear_login_failures`). It is not kept across a restart: what it guards against is
+//! a run of guesses, which a restart interrupts.
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
@@ -20,8 +26,6 @@ use std::cell::{Cell, RefCell};
 
 /// Slots in the ledger (~100 KB of shared memory).
 const SLOTS: usize = 4096;
-/// How many slots from a key's home slot it may land in.
-const PROBE: usize = 16;
 
 #[derive(Clone, Copy, Default)]
 #[repr(C)]
@@ -37,15 +41,22 @@ struct Slot {
 #[repr(C)]
 pub struct Ledger {
     slots: [Slot; SLOTS],
+    /// Until when a failure found no free slot (0: never): until then, keys the ledger
+    /// does not hold count as locked.
+    full_until: i64,
 }
 
 impl Default for Ledger {
     fn default() -> Self {
         Ledger {
             slots: [Slot::default(); SLOTS],
+            full_until: 0,
         }
     }
 }
+
+/// What `Ledger::failures` answers for a key it could not record while full: locked.
+const FAILED_CLOSED: u32 = 1_000_000;
 
 // SAFETY: plain data (integers in an array), the same in every backend.
 unsafe impl PGRXSharedMemory for Ledger {}
@@ -71,56 +82,48 @@ fn hash(key: &str) -> u64 {
 }
 
 impl Ledger {
-    fn home(key: u64) -> usize {
-        (key % SLOTS as u64) as usize
-    }
-
     fn failures(&self, key: u64, now: i64) -> u32 {
-        (0..PROBE)
-            .map(|i| &self.slots[(Self::home(key) + i) % SLOTS])
-            .find(|s| s.key == key && s.window_end > now)
-            .map_or(0, |s| s.failures)
+        match self.slots.iter().find(|s| s.key == key) {
+            Some(slot) if slot.window_end > now => slot.failures,
+            _ if self.full_until > now => FAILED_CLOSED,
+            _ => 0,
+        }
     }
 
     fn add(&mut self, key: u64, window: i64, now: i64) {
-        let home = Self::home(key);
-        let mut reuse: Option<usize> = None;
-        for i in 0..PROBE {
-            let at = (home + i) % SLOTS;
-            let slot = &mut self.slots[at];
-            if slot.key == key {
-                if slot.window_end <= now {
-                    *slot = Slot {
-                        key,
-                        failures: 1,
-                        window_end: now + window,
-                    };
-                } else {
-                    slot.failures = slot.failures.saturating_add(1);
-                }
-                return;
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.key == key) {
+            if slot.window_end <= now {
+                slot.failures = 1;
+                slot.window_end = now + window;
+            } else {
+                slot.failures = slot.failures.saturating_add(1);
             }
-            // A free or expired slot, else the one whose window ends first.
-            let better = match reuse {
-                None => true,
-                Some(r) => {
-                    let current = self.slots[r];
-                    let free = |s: &Slot| s.key == 0 || s.window_end <= now;
-                    let candidate = self.slots[at];
-                    (free(&candidate) && !free(&current))
-                        || (!free(&current) && candidate.window_end < current.window_end)
-                }
-            };
-            if better {
-                reuse = Some(at);
-            }
+            return;
         }
-        if let Some(at) = reuse {
-            self.slots[at] = Slot {
-                key,
-                failures: 1,
-                window_end: now + window,
-            };
+        match self
+            .slots
+            .iter_mut()
+            .find(|s| s.key == 0 || s.window_end <= now)
+        {
+            Some(slot) => {
+                *slot = Slot {
+                    key,
+                    failures: 1,
+                    window_end: now + window,
+                }
+            }
+            None => self.full_until = self.full_until.max(now + window),
+        }
+    }
+
+    /// Forgets `key`; whether it was held.
+    fn forget(&mut self, key: u64) -> bool {
+        match self.slots.iter_mut().find(|s| s.key == key) {
+            Some(slot) => {
+                *slot = Slot::default();
+                true
+            }
+            None => false,
         }
     }
 }
@@ -228,11 +231,66 @@ pub mod fluxbase {
         super::note(&keys, window_seconds);
     }
 
-    /// Internal (auth.lock_attempt_keys): failures against `key` whose transaction rolled
-    /// back, within their window.
+    /// Internal (auth.lock_attempt_keys; also for administrators): failures against `key`
+    /// whose transaction rolled back, within their window.
     #[pg_extern(volatile, parallel_unsafe)]
     fn rolled_back_login_failures(key: &str) -> i32 {
         let failures = LEDGER.share().failures(super::hash(key), super::now());
         i32::try_from(failures).unwrap_or(i32::MAX)
+    }
+
+    /// Internal (auth.clear_login_failures): forgets what rolled-back failures `keys` left;
+    /// how many keys were held.
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn forget_rolled_back_login_failures(keys: Vec<String>) -> i32 {
+        let mut ledger = LEDGER.exclusive();
+        let forgotten = keys
+            .iter()
+            .filter(|k| ledger.forget(super::hash(k)))
+            .count();
+        i32::try_from(forgotten).unwrap_or(i32::MAX)
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::{Ledger, FAILED_CLOSED, SLOTS};
+    use pgrx::prelude::*;
+
+    const WINDOW: i64 = 900 * 1_000_000;
+
+    /// No entry is replaced inside its window, however many other keys fail (a review pushed
+    /// a victim's count out by failing on keys near it); a full ledger fails closed for the
+    /// keys it does not hold; expired entries make room again; a cleared key starts at zero.
+    #[pg_test]
+    fn the_ledger_never_loses_a_live_count() {
+        let mut ledger = Box::new(Ledger::default());
+        let now = 1_000_000_000;
+        for _ in 0..5 {
+            ledger.add(42, WINDOW, now);
+        }
+        assert_eq!(ledger.failures(42, now), 5);
+        for key in 1_000..(1_000 + 2 * SLOTS as u64) {
+            ledger.add(key, WINDOW, now + 1);
+        }
+        assert_eq!(
+            ledger.failures(42, now + 2),
+            5,
+            "the victim's count was evicted"
+        );
+        assert_eq!(
+            ledger.failures(7, now + 2),
+            FAILED_CLOSED,
+            "a full ledger must fail closed"
+        );
+        let later = now + WINDOW + 10;
+        assert_eq!(ledger.failures(42, later), 0, "a count outlived its window");
+        assert_eq!(ledger.failures(7, later), 0);
+        ledger.add(7, WINDOW, later);
+        assert_eq!(ledger.failures(7, later), 1);
+        assert!(ledger.forget(7));
+        assert_eq!(ledger.failures(7, later), 0);
+        assert!(!ledger.forget(7));
     }
 }

@@ -357,6 +357,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(still, Some(true));
+        // Wrong codes count toward the lockout, as wrong passwords do (found by a review).
+        assert_eq!(
+            Spi::get_one::<i32>(
+                "SELECT failures FROM auth.login_attempts WHERE key = 'email:dis@example.com'"
+            )
+            .unwrap(),
+            Some(1)
+        );
     }
 
     #[pg_test]

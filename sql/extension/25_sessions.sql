@@ -223,15 +223,33 @@ CREATE VIEW auth.lockouts AS
   FROM auth.login_attempts WHERE locked_until > now();
 COMMENT ON VIEW auth.lockouts IS 'Lockout keys that are locked right now (email:… / ip:…). Clear with auth.unlock().';
 
+-- Starts the failure count of these keys again: their rows, and what rolled-back attempts
+-- left in the shared-memory ledger (pg_ext/src/rolled_back_failures.rs), which has no rows to
+-- delete. Returns about how many keys held a count.
+CREATE FUNCTION auth.clear_login_failures(keys text[]) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  rows_cleared integer;
+  held integer;
+BEGIN
+  DELETE FROM auth.login_attempts a WHERE a.key = ANY (keys);
+  GET DIAGNOSTICS rows_cleared = ROW_COUNT;
+  held := fluxbase.forget_rolled_back_login_failures(keys);
+  -- A key may have both; the larger count is the number of keys that held one.
+  RETURN greatest(rows_cleared, held);
+END
+$$;
+COMMENT ON FUNCTION auth.clear_login_failures(text[]) IS 'Internal: clear the failure count of lockout keys (rows and rolled-back failures).';
+REVOKE ALL ON FUNCTION auth.clear_login_failures(text[]) FROM PUBLIC;
+
 -- Clears the lockout of an e-mail, an IP, or both (superuser).
 CREATE FUNCTION auth.unlock(email text DEFAULT NULL, ip inet DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   n integer;
 BEGIN
-  DELETE FROM auth.login_attempts a
-  WHERE a.key = 'email:' || auth.normalize_email(unlock.email) OR a.key = auth.lockout_ip_key(unlock.ip);
-  GET DIAGNOSTICS n = ROW_COUNT;
+  n := auth.clear_login_failures(array_remove(ARRAY[
+    'email:' || auth.normalize_email(unlock.email), auth.lockout_ip_key(unlock.ip)], NULL));
   PERFORM auth.record_event('admin.unlock', 'success', NULL, unlock.ip,
     jsonb_build_object('email', auth.normalize_email(unlock.email), 'keys_cleared', n));
   RETURN n;

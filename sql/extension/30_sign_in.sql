@@ -134,7 +134,7 @@ BEGIN
   -- account cannot be used to reset an attacker's IP counter). With 2FA on, only a completed
   -- second step resets it, so wrong codes keep adding up across password steps.
   IF NOT auth.has_mfa(account.id) THEN
-    DELETE FROM auth.login_attempts a WHERE a.key = ANY (keys) AND a.key LIKE 'email:%';
+    PERFORM auth.clear_login_failures(ARRAY(SELECT k FROM unnest(keys) AS k WHERE k LIKE 'email:%'));
   END IF;
   IF fluxbase.password_needs_rehash(account.encrypted_password) THEN
     UPDATE auth.users SET encrypted_password = fluxbase.hash_password(sign_in.password)

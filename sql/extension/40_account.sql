@@ -151,7 +151,7 @@ BEGIN
     RETURN auth.failure('INVALID_RESET_TOKEN', 'invalid or expired reset token');
   END IF;
   PERFORM auth.set_password(uid, new_password);
-  DELETE FROM auth.login_attempts WHERE key = 'email:' || (SELECT email FROM auth.users WHERE id = uid);
+  PERFORM auth.clear_login_failures(ARRAY['email:' || (SELECT email FROM auth.users WHERE id = uid)]);
   PERFORM auth.record_event('auth.password_reset', 'success', uid, client_ip);
   RETURN jsonb_build_object('success', true);
 END

@@ -155,7 +155,7 @@ BEGIN
     RETURN auth.failure('INVALID_MFA_CODE', 'invalid 2FA code');
   END IF;
   UPDATE auth.one_time_tokens SET used_at = now() WHERE token_hash = challenge.token_hash;
-  DELETE FROM auth.login_attempts a WHERE a.key = ANY (keys) AND a.key LIKE 'email:%';
+  PERFORM auth.clear_login_failures(ARRAY(SELECT k FROM unnest(keys) AS k WHERE k LIKE 'email:%'));
   PERFORM auth.record_event('auth.login', 'success', account.id, client_ip, jsonb_build_object('mfa', method));
   RETURN auth.start_session(account, 'aal2', jsonb_build_array('password', CASE method WHEN 'totp' THEN 'totp' ELSE 'recovery' END), client_ip);
 END
@@ -178,7 +178,13 @@ BEGIN
     RAISE EXCEPTION '2FA is not enabled' USING ERRCODE = 'FB400';
   END IF;
   PERFORM auth.require_sensitive_op_assurance();
-  IF NOT auth.proves_password(account, password) OR auth.mfa_check_code(account.id, code) IS NULL THEN
+  IF NOT auth.proves_password(account, password) THEN
+    RETURN auth.failure('INVALID_CREDENTIALS', 'the password or the code is not valid');
+  END IF;
+  -- A wrong code counts toward the lockout like a wrong password (else a stolen session with
+  -- the password could guess codes here without end; found by a review).
+  IF auth.mfa_check_code(account.id, code) IS NULL THEN
+    PERFORM auth.record_login_failure(ARRAY['email:' || account.email], NULL);
     RETURN auth.failure('INVALID_CREDENTIALS', 'the password or the code is not valid');
   END IF;
   DELETE FROM auth.mfa_factors WHERE user_id = account.id;

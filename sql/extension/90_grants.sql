@@ -7,6 +7,7 @@ REVOKE ALL ON FUNCTION fluxbase.sign_token(jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION fluxbase.enrolment_claims() FROM PUBLIC;
 REVOKE ALL ON FUNCTION fluxbase.note_login_failures(text[], bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION fluxbase.rolled_back_login_failures(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fluxbase.forget_rolled_back_login_failures(text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION auth.mfa_user() FROM PUBLIC;
 REVOKE ALL ON FUNCTION auth.mfa_email() FROM PUBLIC;
 REVOKE ALL ON FUNCTION fluxbase.hash_password(text) FROM PUBLIC;
