@@ -17,11 +17,15 @@
 //!   those two answers cannot carry the error shape or the security headers (hyper offers no
 //!   hook for them), which is harmless as no browser renders them.
 //! - TLS (`server.tls`): rustls with ALPN `h2`, `http/1.1`; versions from `min_version`.
-//! - Idle connections: one with no request in flight for `server.header_timeout_seconds` is
-//!   closed ([`Closing`]). HTTP/1.1 gets that from hyper's header timeout already; an
-//!   HTTP/2 connection has no such deadline in hyper, and a client answering the server's
-//!   keep-alive pings could otherwise hold it open for ever. It is closed gracefully (GOAWAY):
-//!   a stream still sending its body finishes.
+//! - Idle connections: one with no request open for `server.header_timeout_seconds` is
+//!   closed ([`Closing`]); a request is open until its response body is sent. HTTP/1.1 gets
+//!   that from hyper's header timeout already; an HTTP/2 connection has no such deadline in
+//!   hyper, and a client answering the server's keep-alive pings could otherwise hold it open
+//!   for ever. It is closed gracefully (GOAWAY).
+//! - Stalled bodies: a response body that has not moved for `server.request_timeout_seconds`
+//!   (its client takes nothing: over HTTP/2 a stream granted no flow-control window, while
+//!   other requests keep the connection busy) drops its connection ([`activity`]). At most 32
+//!   HTTP/2 streams a connection (hyper's default is 200).
 //! - Shutdown: once the signal future completes, the listener is closed at once (new
 //!   connections are refused), every open connection is told to finish its in-flight requests
 //!   and close (HTTP/1.1: after the current response; HTTP/2: GOAWAY), and the loop waits for
@@ -34,15 +38,16 @@ use hyper_util::server::conn::auto;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::time::Instant;
 use tower::ServiceExt;
+
+mod activity;
+use activity::Activity;
 
 /// Serves `state`'s application on `listener` until `shutdown` completes, then drains.
 pub async fn serve_with_shutdown(
@@ -75,6 +80,8 @@ pub async fn serve_with_shutdown(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX))
+        // hyper's default is 200: each stream can hold a whole response in memory.
+        .max_concurrent_streams(32)
         // An HTTP/2 peer that stops answering pings is dropped.
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
@@ -107,17 +114,18 @@ pub async fn serve_with_shutdown(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let activity = Arc::new(Activity::new());
+        let activity = Activity::new();
         let requests = activity.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             // What axum's `into_make_service_with_connect_info` would record.
             request.extensions_mut().insert(ConnectInfo(peer));
             let open = requests.open_request();
             let response = app.clone().oneshot(request);
+            let requests = requests.clone();
             async move {
-                let response = response.await;
-                drop(open);
-                response
+                // Open until its body is sent (or the request is cancelled: `open` drops).
+                let response = response.await?;
+                Ok::<_, std::convert::Infallible>(response.map(|body| requests.watch(body, open)))
             }
         });
         let builder = builder.clone();
@@ -129,7 +137,7 @@ pub async fn serve_with_shutdown(
                 stopping,
                 activity,
                 idle_limit: header_timeout,
-                drain_limit: write_stall,
+                stall_limit: write_stall,
             };
             let result = match tls {
                 None => {
@@ -161,7 +169,7 @@ pub async fn serve_with_shutdown(
                 Some(Err(error)) => {
                     tracing::debug!(%error, %peer, "connection ended with an error")
                 }
-                None => tracing::debug!(%peer, "idle connection closed with a response unsent"),
+                None => tracing::debug!(%peer, "connection closed: a response body stalled"),
                 Some(Ok(())) => {}
             }
         });
@@ -187,97 +195,35 @@ pub async fn serve_with_shutdown(
     Ok(())
 }
 
-/// How many requests a connection has open, and since when that number last changed.
-struct Activity {
-    open: AtomicUsize,
-    changed: Mutex<Instant>,
-}
-
-/// One open request; dropping it (the response is ready, or the request was cancelled)
-/// closes it.
-struct OpenRequest(Arc<Activity>);
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            open: AtomicUsize::new(0),
-            changed: Mutex::new(Instant::now()),
-        }
-    }
-
-    fn open_request(self: &Arc<Self>) -> OpenRequest {
-        self.open.fetch_add(1, Ordering::SeqCst);
-        self.touch();
-        OpenRequest(self.clone())
-    }
-
-    fn touch(&self) {
-        *self.changed.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-    }
-
-    fn last_change(&self) -> Instant {
-        *self.changed.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Completes once no request has been open for `limit`.
-    async fn idle_for(&self, limit: Duration) {
-        loop {
-            let idle_since = self.last_change();
-            if self.open.load(Ordering::SeqCst) == 0 && idle_since.elapsed() >= limit {
-                return;
-            }
-            // Look again when the current quiet spell would reach the limit (or, with a
-            // request open, one limit from now).
-            let next = if self.open.load(Ordering::SeqCst) == 0 {
-                idle_since + limit
-            } else {
-                Instant::now() + limit
-            };
-            tokio::time::sleep_until(next).await;
-        }
-    }
-}
-
-impl Drop for OpenRequest {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::SeqCst);
-        self.0.touch();
-    }
-}
-
-/// What ends a connection besides its peer: the server's shutdown, or being idle too long
-/// (see the module notes). Either way the connection is shut down
-/// gracefully and driven until its in-flight work is done.
+/// What ends a connection besides its peer: the server's shutdown or being idle too long
+/// (shut down gracefully, then driven until its in-flight work is done), or a response body
+/// that has not moved for the stall limit (dropped: its client takes nothing; see
+/// [`activity`]).
 struct Closing {
     stopping: watch::Receiver<bool>,
     activity: Arc<Activity>,
     idle_limit: Duration,
-    /// How long a connection closed for being idle may take to send what it still owes.
-    drain_limit: Duration,
+    stall_limit: Duration,
 }
 
 impl Closing {
-    /// Drives `conn` to its end, calling `graceful_shutdown` on it once at shutdown or when
-    /// idle. None: it was dropped, having been idle and still sending after `drain_limit` —
-    /// a response going out to a client that reads slowly or not at all (over HTTP/2 its
-    /// flow control keeps the server from writing, so no write ever stalls; found by a
-    /// review). At shutdown, `server.shutdown_timeout_seconds` bounds the drain instead.
+    /// Drives `conn` to its end. None: it was dropped, a body having stalled.
     async fn drive<C: Future>(
         mut self,
         conn: C,
         graceful_shutdown: impl FnOnce(Pin<&mut C>),
     ) -> Option<C::Output> {
         let mut conn = std::pin::pin!(conn);
-        let idle = tokio::select! {
+        tokio::select! {
             result = conn.as_mut() => return Some(result),
-            _ = self.stopping.wait_for(|stop| *stop) => false,
-            () = self.activity.idle_for(self.idle_limit) => true,
-        };
+            () = self.activity.stalled_for(self.stall_limit) => return None,
+            _ = self.stopping.wait_for(|stop| *stop) => {}
+            () = self.activity.idle_for(self.idle_limit) => {}
+        }
         graceful_shutdown(conn.as_mut());
-        if idle {
-            tokio::time::timeout(self.drain_limit, conn).await.ok()
-        } else {
-            Some(conn.await)
+        tokio::select! {
+            result = conn => Some(result),
+            () = self.activity.stalled_for(self.stall_limit) => None,
         }
     }
 }

@@ -432,8 +432,9 @@ async fn a_client_that_stops_reading_is_cut_off() {
 }
 
 /// The same over HTTP/2, where the client's flow control (an initial window of 0) keeps the
-/// server from writing at all, so no write stalls: the connection, idle once the handler has
-/// answered, is closed when its response is still unsent `request_timeout_seconds` later.
+/// server from writing at all, so no write stalls, while the client keeps the connection busy
+/// with a new request every half second (a review held 20 such responses, 10 MB each, for as
+/// long as it liked): the body that has not moved for `request_timeout_seconds` closes it.
 #[tokio::test]
 async fn an_http2_client_that_grants_no_window_is_cut_off() {
     let certs = TestCerts::new();
@@ -466,26 +467,93 @@ async fn an_http2_client_that_grants_no_window_is_cut_off() {
     request.extend(frame(0x1, 0x4 | 0x1, 1, &block));
     tls.write_all(&request).await.unwrap();
     let mut answered = false;
+    let (mut reader, mut writer) = tokio::io::split(tls);
+    let busy = async {
+        // GET /health on streams 3, 5, 7, ...
+        for stream in (3u32..).step_by(2) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let mut block = vec![0x82, 0x87, 0x04, 7];
+            block.extend_from_slice(b"/health");
+            block.extend([0x01, 9]);
+            block.extend_from_slice(b"localhost");
+            if writer
+                .write_all(&frame(0x1, 0x4 | 0x1, stream, &block))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    };
     let watch = async {
         loop {
-            let Ok(f) = read_frame(&mut tls).await else {
+            let Ok(f) = read_frame(&mut reader).await else {
                 break;
             };
             match f.kind {
                 0x1 if f.stream == 1 => answered = true,
-                0x4 if f.flags & 0x1 == 0 => {
-                    let _ = tls.write_all(&frame(0x4, 0x1, 0, &[])).await;
-                }
-                0x6 if f.flags & 0x1 == 0 => {
-                    let _ = tls.write_all(&frame(0x6, 0x1, 0, &f.payload)).await;
-                }
+                // (The server's SETTINGS go unacknowledged and its pings unanswered: its
+                // keep-alive timeout is longer than this test.)
                 _ => {}
             }
         }
     };
-    let closed = tokio::time::timeout(Duration::from_secs(10), watch).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::select! {
+            () = watch => {}
+            () = busy => {}
+        }
+    })
+    .await;
     assert!(answered, "no response head for the request");
     assert!(closed.is_ok(), "the connection was still open after 10 s");
+}
+
+/// A client that reads a large response slowly but steadily is never cut off, though the
+/// download takes longer than the idle limit and the request timeout together (a review's
+/// 300 KB/s download was cut when the connection counted as idle mid-body).
+#[tokio::test]
+async fn a_slow_but_steady_download_completes() {
+    let app =
+        TestApp::start_with("header_timeout_seconds: 1\nrequest_timeout_seconds: 2", "").await;
+    app.admin
+        .batch_execute(
+            "CREATE FUNCTION public.medium_text() RETURNS text LANGUAGE sql STABLE
+             AS $$ SELECT repeat('y', 12000000) $$;
+             GRANT EXECUTE ON FUNCTION public.medium_text() TO anon;",
+        )
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        if app.get("/api/v1/rpc/medium_text", None).await.status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    let mut stream = socket.connect(app.addr().parse().unwrap()).await.unwrap();
+    stream
+        .write_all(b"GET /api/v1/rpc/medium_text HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut total = 0usize;
+    // ~2 MB/s: about six seconds for the body, more than the server's socket buffers hold.
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!(
+        started.elapsed() > Duration::from_secs(3),
+        "the download was not slow ({:?}): the test proves nothing",
+        started.elapsed()
+    );
+    assert!(total > 12_000_000, "the body was cut at {total} bytes");
 }
 
 /// `public.slow_ping(seconds)`: answers 1 after sleeping; waits until the API can call it
