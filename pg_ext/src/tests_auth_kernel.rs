@@ -2,7 +2,7 @@
 //! refresh rotation, revocation, key rotation, settings validation, admin functions.
 #[cfg(any(test, feature = "pg_test"))]
 #[pgrx::pg_schema]
-mod tests {
+pub(crate) mod tests {
     use pgrx::prelude::*;
     use pgrx::JsonB;
     use serde_json::Value;
@@ -28,7 +28,7 @@ mod tests {
 
     /// Runs `auth.authenticate(token)` inside a subtransaction and reports whether it passed,
     /// restoring the superuser role afterwards.
-    fn authenticates(token: &str) -> bool {
+    pub(crate) fn authenticates(token: &str) -> bool {
         Spi::get_one::<bool>(&format!(
             "DO $$ BEGIN PERFORM auth.authenticate('{token}'); \
                PERFORM set_config('fluxbase_test.ok', 'yes', true); \

@@ -7,6 +7,8 @@ mod tests {
     use pgrx::JsonB;
     use serde_json::Value;
 
+    use crate::tests_auth_kernel::tests::authenticates;
+
     const PASSWORD: &str = "Correct-horse-battery-1";
 
     fn json(sql: &str) -> Value {
@@ -60,19 +62,6 @@ mod tests {
             .collect();
         assert_eq!(codes.len(), 10);
         (secret, codes, code)
-    }
-
-    /// Whether `token` authenticates now (in a subtransaction; the superuser role restored).
-    fn authenticates(token: &str) -> bool {
-        Spi::get_one::<bool>(&format!(
-            "DO $$ BEGIN PERFORM auth.authenticate('{token}'); \
-               PERFORM set_config('fluxbase_test.ok', 'yes', true); \
-             EXCEPTION WHEN invalid_authorization_specification THEN \
-               PERFORM set_config('fluxbase_test.ok', 'no', true); END $$; \
-             RESET ROLE; SELECT current_setting('fluxbase_test.ok') = 'yes'"
-        ))
-        .unwrap()
-        .unwrap()
     }
 
     /// Enabling 2FA ends the account's other sessions, which the password alone opened (a

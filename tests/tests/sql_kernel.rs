@@ -659,13 +659,9 @@ async fn sign_in_failures_rolled_back_by_the_caller_still_lock_the_account() {
     db.batch_execute("COMMIT").await.unwrap();
     assert_eq!(code.as_deref(), Some("INVALID_CREDENTIALS"));
     // Over HTTP too (another IP: the e-mail is what is locked).
-    let r = app
-        .post(
-            "/api/v1/auth/signin",
-            None,
-            &serde_json::json!({"email": "rollback@example.com", "password": password}),
-        )
-        .await;
+    let body = serde_json::json!({"email": "rollback@example.com", "password": password});
+    let http_sign_in = || app.post("/api/v1/auth/signin", None, &body);
+    let r = http_sign_in().await;
     assert_eq!(r.status, 401, "{}", r.text);
     // An administrator can see and clear such a lock, though no row holds it (a review found
     // auth.unlock blind to it).
@@ -683,13 +679,7 @@ async fn sign_in_failures_rolled_back_by_the_caller_still_lock_the_account() {
         .batch_execute("SELECT auth.unlock('rollback@example.com')")
         .await
         .unwrap();
-    let r = app
-        .post(
-            "/api/v1/auth/signin",
-            None,
-            &serde_json::json!({"email": "rollback@example.com", "password": password}),
-        )
-        .await;
+    let r = http_sign_in().await;
     assert_eq!(r.status, 200, "unlocked: {}", r.text);
 }
 

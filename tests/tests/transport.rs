@@ -270,6 +270,17 @@ async fn read_frame<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> std::io:
     })
 }
 
+/// A HEADERS frame (END_HEADERS | END_STREAM) for `GET path` on `stream`, its header block in
+/// HPACK by hand: :method GET (static 2), :scheme https (static 7), :path and :authority as
+/// literals with indexed names (4 and 1).
+fn h2_get(stream: u32, path: &str) -> Vec<u8> {
+    let mut block = vec![0x82, 0x87, 0x04, path.len() as u8];
+    block.extend_from_slice(path.as_bytes());
+    block.extend([0x01, 9]);
+    block.extend_from_slice(b"localhost");
+    frame(0x1, 0x4 | 0x1, stream, &block)
+}
+
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let len = (payload.len() as u32).to_be_bytes();
     let mut out = vec![len[1], len[2], len[3], kind, flags];
@@ -299,16 +310,10 @@ async fn an_idle_http2_connection_is_closed_even_while_it_answers_pings() {
     let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
 
-    // The preface, empty SETTINGS, and GET /health on stream 1, its header block in HPACK by
-    // hand: :method GET (static 2), :scheme https (static 7), :path and :authority as literals
-    // with indexed names (4 and 1).
+    // The preface, empty SETTINGS, and GET /health on stream 1.
     let mut request = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     request.extend(frame(0x4, 0, 0, &[]));
-    let mut block = vec![0x82, 0x87, 0x04, 7];
-    block.extend_from_slice(b"/health");
-    block.extend([0x01, 9]);
-    block.extend_from_slice(b"localhost");
-    request.extend(frame(0x1, 0x4 | 0x1, 1, &block)); // END_HEADERS | END_STREAM
+    request.extend(h2_get(1, "/health"));
     tls.write_all(&request).await.unwrap();
     let sent = Instant::now();
 
@@ -375,25 +380,35 @@ async fn an_http2_request_longer_than_the_idle_limit_is_not_cut() {
     assert_eq!(r.text().await.unwrap(), "1");
 }
 
-/// `public.big_text()`: a 30 MB JSON string; waits until the API (through `client`) can
-/// call it.
-async fn create_big_text(app: &TestApp, client: &reqwest::Client) {
-    app.admin
-        .batch_execute(
-            "CREATE FUNCTION public.big_text() RETURNS text LANGUAGE sql STABLE
-             AS $$ SELECT repeat('x', 30000000) $$;
-             GRANT EXECUTE ON FUNCTION public.big_text() TO anon;",
-        )
-        .await
-        .unwrap();
+/// Creates function `name` with `sql` (as the superuser) and waits until the API (through
+/// `client`) knows it: the function cache follows DDL notifications. Any answer but 404
+/// (a volatile function answers HEAD with 405) means it is known.
+async fn create_callable(app: &TestApp, client: &reqwest::Client, name: &str, sql: &str) {
+    app.admin.batch_execute(sql).await.unwrap();
     for _ in 0..50 {
-        let r = client.head(app.url("/api/v1/rpc/big_text")).send().await;
-        if r.is_ok_and(|r| r.status() == 200) {
+        let r = client
+            .head(app.url(&format!("/api/v1/rpc/{name}")))
+            .send()
+            .await;
+        if r.is_ok_and(|r| r.status() != 404) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("big_text never became callable");
+    panic!("{name} never became callable");
+}
+
+/// `public.big_text()`: a 30 MB JSON string.
+async fn create_big_text(app: &TestApp, client: &reqwest::Client) {
+    create_callable(
+        app,
+        client,
+        "big_text",
+        "CREATE FUNCTION public.big_text() RETURNS text LANGUAGE sql STABLE
+         AS $$ SELECT repeat('x', 30000000) $$;
+         GRANT EXECUTE ON FUNCTION public.big_text() TO anon;",
+    )
+    .await;
 }
 
 /// A client that asks for a large response and never reads it: the server's writes stall,
@@ -459,12 +474,7 @@ async fn an_http2_client_that_grants_no_window_is_cut_off() {
     let mut request = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     // SETTINGS_INITIAL_WINDOW_SIZE (4) = 0: the server may send no DATA on any stream.
     request.extend(frame(0x4, 0, 0, &[0x00, 0x04, 0, 0, 0, 0]));
-    let path = b"/api/v1/rpc/big_text";
-    let mut block = vec![0x82, 0x87, 0x04, path.len() as u8];
-    block.extend_from_slice(path);
-    block.extend([0x01, 9]);
-    block.extend_from_slice(b"localhost");
-    request.extend(frame(0x1, 0x4 | 0x1, 1, &block));
+    request.extend(h2_get(1, "/api/v1/rpc/big_text"));
     tls.write_all(&request).await.unwrap();
     let mut answered = false;
     let (mut reader, mut writer) = tokio::io::split(tls);
@@ -472,15 +482,7 @@ async fn an_http2_client_that_grants_no_window_is_cut_off() {
         // GET /health on streams 3, 5, 7, ...
         for stream in (3u32..).step_by(2) {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let mut block = vec![0x82, 0x87, 0x04, 7];
-            block.extend_from_slice(b"/health");
-            block.extend([0x01, 9]);
-            block.extend_from_slice(b"localhost");
-            if writer
-                .write_all(&frame(0x1, 0x4 | 0x1, stream, &block))
-                .await
-                .is_err()
-            {
+            if writer.write_all(&h2_get(stream, "/health")).await.is_err() {
                 break;
             }
         }
@@ -516,20 +518,15 @@ async fn an_http2_client_that_grants_no_window_is_cut_off() {
 async fn a_slow_but_steady_download_completes() {
     let app =
         TestApp::start_with("header_timeout_seconds: 1\nrequest_timeout_seconds: 2", "").await;
-    app.admin
-        .batch_execute(
-            "CREATE FUNCTION public.medium_text() RETURNS text LANGUAGE sql STABLE
-             AS $$ SELECT repeat('y', 12000000) $$;
-             GRANT EXECUTE ON FUNCTION public.medium_text() TO anon;",
-        )
-        .await
-        .unwrap();
-    for _ in 0..50 {
-        if app.get("/api/v1/rpc/medium_text", None).await.status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    create_callable(
+        &app,
+        &reqwest::Client::new(),
+        "medium_text",
+        "CREATE FUNCTION public.medium_text() RETURNS text LANGUAGE sql STABLE
+         AS $$ SELECT repeat('y', 12000000) $$;
+         GRANT EXECUTE ON FUNCTION public.medium_text() TO anon;",
+    )
+    .await;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(64 * 1024).unwrap();
     let mut stream = socket.connect(app.addr().parse().unwrap()).await.unwrap();
@@ -556,29 +553,16 @@ async fn a_slow_but_steady_download_completes() {
     assert!(total > 12_000_000, "the body was cut at {total} bytes");
 }
 
-/// `public.slow_ping(seconds)`: answers 1 after sleeping; waits until the API can call it
-/// through `client`.
+/// `public.slow_ping(seconds)`: answers 1 after sleeping.
 async fn create_slow_ping(app: &TestApp, client: &reqwest::Client) {
-    app.admin
-        .batch_execute(
-            "CREATE FUNCTION public.slow_ping(seconds float8) RETURNS int LANGUAGE sql
-             AS $$ SELECT pg_sleep(seconds); SELECT 1 $$;",
-        )
-        .await
-        .unwrap();
-    // Wait for the function cache to see it (DDL notification).
-    for _ in 0..50 {
-        let r = client
-            .post(app.url("/api/v1/rpc/slow_ping"))
-            .json(&json!({"seconds": 0}))
-            .send()
-            .await;
-        if r.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("slow_ping never became callable");
+    create_callable(
+        app,
+        client,
+        "slow_ping",
+        "CREATE FUNCTION public.slow_ping(seconds float8) RETURNS int LANGUAGE sql
+         AS $$ SELECT pg_sleep(seconds); SELECT 1 $$;",
+    )
+    .await;
 }
 
 #[tokio::test]
