@@ -270,6 +270,20 @@ async fn read_frame<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> std::io:
     })
 }
 
+/// A raw TLS 1.3 connection to `app` that negotiated HTTP/2 (ALPN `h2`), for frames by hand.
+async fn h2_connect(
+    app: &TestApp,
+    certs: &TestCerts,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let config = certs.client_config(&[&rustls::version::TLS13], &[b"h2"]);
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = TcpStream::connect(app.addr()).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    tls
+}
+
 /// A HEADERS frame (END_HEADERS | END_STREAM) for `GET path` on `stream`, its header block in
 /// HPACK by hand: :method GET (static 2), :scheme https (static 7), :path and :authority as
 /// literals with indexed names (4 and 1).
@@ -303,12 +317,7 @@ async fn an_idle_http2_connection_is_closed_even_while_it_answers_pings() {
         "",
     )
     .await;
-    let config = certs.client_config(&[&rustls::version::TLS13], &[b"h2"]);
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = TcpStream::connect(app.addr()).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
-    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let mut tls = h2_connect(&app, &certs).await;
 
     // The preface, empty SETTINGS, and GET /health on stream 1.
     let mut request = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
@@ -466,11 +475,7 @@ async fn an_http2_client_that_grants_no_window_is_cut_off() {
         &certs.http_client(&[&rustls::version::TLS13], &[b"h2"]),
     )
     .await;
-    let config = certs.client_config(&[&rustls::version::TLS13], &[b"h2"]);
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = TcpStream::connect(app.addr()).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    let mut tls = h2_connect(&app, &certs).await;
     let mut request = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     // SETTINGS_INITIAL_WINDOW_SIZE (4) = 0: the server may send no DATA on any stream.
     request.extend(frame(0x4, 0, 0, &[0x00, 0x04, 0, 0, 0, 0]));
