@@ -68,9 +68,7 @@ fn refusal(target: pg_sys::Oid) -> Option<String> {
     if target == unsafe { pg_sys::GetSessionUserId() } {
         return None;
     }
-    API_ROLES
-        .iter()
-        .find(|r| role_oid(r) == target)
+    api_role_name(target)
         .map(|name| format!("the role \"{name}\" can only be assumed through auth.authenticate()"))
 }
 
